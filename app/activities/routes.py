@@ -1,0 +1,5 @@
+"""Routes of activities."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""Routes of connections."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""Routes of contacts."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

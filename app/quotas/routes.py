@@ -1,0 +1,5 @@
+"""Routes of quotas."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

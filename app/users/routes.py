@@ -1,0 +1,5 @@
+"""Routes of users."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""Provider connectors: fetch and parse, never touch the database (the contract is in base.py)."""

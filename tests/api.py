@@ -1,0 +1,82 @@
+"""Helpers that set up organizations, teams and users through the API, as a frontend would."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+ADMIN = {"Authorization": "Bearer test-admin-token"}
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@dataclass
+class Org:
+    client: TestClient
+    id: int
+    admin_key: str
+    data: dict[str, Any]
+    keys: dict[str, str] = field(default_factory=dict)  # user email -> API key
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def as_admin(self) -> dict[str, str]:
+        return auth(self.admin_key)
+
+    def as_user(self, email: str) -> dict[str, str]:
+        return auth(self.keys[email])
+
+    def team(self, name: str, manager_id: int | None = None) -> dict[str, Any]:
+        response = self.client.post(
+            "/api/v1/teams", json={"name": name, "manager_id": manager_id}, headers=self.as_admin()
+        )
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def user(
+        self,
+        email: str,
+        *,
+        role: str = "rep",
+        name: str | None = None,
+        team_id: int | None = None,
+        aliases: list[str] | None = None,
+    ) -> dict[str, Any]:
+        response = self.client.post(
+            "/api/v1/users",
+            json={
+                "email": email,
+                "name": name or email.split("@")[0].title(),
+                "role": role,
+                "team_id": team_id,
+                "aliases": aliases or [],
+            },
+            headers=self.as_admin(),
+        )
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        self.keys[email] = body["api_key"]
+        self.users[email] = body
+        return body
+
+
+def make_org(
+    client: TestClient,
+    *,
+    name: str = "Acme",
+    domains: tuple[str, ...] = ("acme.example",),
+    timezone: str = "Europe/Brussels",
+    **extra: Any,
+) -> Org:
+    response = client.post(
+        "/api/v1/orgs",
+        json={"name": name, "domains": list(domains), "timezone": timezone, **extra},
+        headers=ADMIN,
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return Org(client=client, id=body["id"], admin_key=body["admin_api_key"], data=body)

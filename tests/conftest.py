@@ -1,0 +1,112 @@
+"""Shared fixtures: both database backends with migrations applied, the API client, services."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+# Settings are read at import time: fix them before anything imports app.
+_DATA_DIR = tempfile.mkdtemp(prefix="tally-test-")
+os.environ.setdefault("TALLY_DATA_DIR", _DATA_DIR)
+os.environ["TALLY_ADMIN_TOKEN"] = "test-admin-token"
+os.environ["TALLY_SECRET_KEYS"] = "Jd1HmA2l0QW4c7fqQpXq0b3Xw5k8m4bVv0bq2mE8Sxg="
+
+import pytest  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from app.db import Base, Database, set_database  # noqa: E402
+from tests.services import require_service  # noqa: E402
+
+ADMIN_TOKEN = "test-admin-token"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TALLY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def migrate(database: Database) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throw-away database on the local PostgreSQL server, dropped at the end of the run."""
+    try:
+        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as error:  # pragma: no cover - depends on the machine
+        require_service("postgresql", f"no PostgreSQL at {POSTGRES_ADMIN_URL}: {error}")
+    name = f"tally_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path_factory.mktemp('db') / 'tally.db'}")
+    migrate(database)
+    yield database
+    database.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def _postgres_database(postgres_url: str) -> Iterator[Database]:
+    database = Database(postgres_url)
+    migrate(database)
+    yield database
+    database.engine.dispose()
+
+
+def _empty(database: Database) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with database.engine.begin() as connection:
+        if database.is_sqlite:
+            for name in tables:
+                connection.execute(text(f'DELETE FROM "{name}"'))
+        else:
+            joined = ", ".join(f'"{n}"' for n in tables)
+            connection.execute(text(f"TRUNCATE {joined} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """An empty, migrated database: every test that uses it runs on SQLite and on PostgreSQL."""
+    database: Database = request.getfixturevalue(f"_{request.param}_database")
+    _empty(database)
+    set_database(database)
+    yield database
+    set_database(None)
+
+
+@pytest.fixture
+def sqlite_database(_sqlite_database: Database) -> Iterator[Database]:
+    """SQLite only: for slow end-to-end tests where the second backend adds nothing."""
+    _empty(_sqlite_database)
+    set_database(_sqlite_database)
+    yield _sqlite_database
+    set_database(None)
+
+
+@pytest.fixture
+def client(database: Database) -> Iterator[TestClient]:
+    from app.main import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=True) as test_client:
+        yield test_client
