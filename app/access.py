@@ -43,14 +43,22 @@ def visible_user_ids(session: Session, caller: User) -> set[int]:
 
 def visible_user(session: Session, caller: User, user_id: int) -> User:
     user = session.get(User, user_id)
-    if user is None or user.org_id != caller.org_id or user.id not in visible_user_ids(session, caller):
+    if (
+        user is None
+        or user.org_id != caller.org_id
+        or user.id not in visible_user_ids(session, caller)
+    ):
         raise NotFound(f"user {user_id} not found")
     return user
 
 
 def visible_team(session: Session, caller: User, team_id: int) -> Team:
     team = session.get(Team, team_id)
-    if team is None or team.org_id != caller.org_id or team.id not in managed_team_ids(session, caller):
+    if (
+        team is None
+        or team.org_id != caller.org_id
+        or team.id not in managed_team_ids(session, caller)
+    ):
         raise NotFound(f"team {team_id} not found")
     return team
 

@@ -83,3 +83,20 @@ def get_session() -> Iterator[Session]:
 
 
 session_scope = contextmanager(get_session)  # the same rule, for jobs and the CLI
+
+
+def insert_ignore(
+    session: Session, table: Any, rows: list[dict[str, Any]], conflict: list[str]
+) -> None:
+    """INSERT … ON CONFLICT DO NOTHING, batched, on SQLite and PostgreSQL alike.
+
+    Rows are sorted on the conflict columns so concurrent writers lock in the same order.
+    """
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    rows = sorted(rows, key=lambda r: tuple(str(r[c]) for c in conflict))
+    session.execute(insert(table).on_conflict_do_nothing(index_elements=conflict), rows)

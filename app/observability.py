@@ -20,7 +20,9 @@ HTTP_REQUESTS = Counter(
 )
 HTTP_LATENCY = Histogram("tally_http_request_seconds", "HTTP request latency", ["method", "route"])
 SYNC_RUNS = Counter("tally_sync_runs_total", "Connector runs", ["provider", "outcome"])
-SYNC_MESSAGES = Counter("tally_sync_messages_total", "Messages seen by sync", ["provider", "status"])
+SYNC_MESSAGES = Counter(
+    "tally_sync_messages_total", "Messages seen by sync", ["provider", "status"]
+)
 
 _SECRET_KEYS = re.compile(r"pass|secret|token|authorization|api_key|credential", re.IGNORECASE)
 

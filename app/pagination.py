@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -12,6 +13,7 @@ from pydantic import BaseModel
 from app.errors import BadRequest
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 
 class Page(BaseModel, Generic[T]):
@@ -35,14 +37,19 @@ def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> list[Any] | None:
+def decode_cursor(cursor: str | None, read: Callable[[list[Any]], C]) -> C | None:
+    """The position a cursor encodes, read by `read`; anything malformed is a 400."""
     if cursor is None:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError) as error:
+        if not isinstance(values, list):
+            raise ValueError("not a list")
+        return read(values)
+    except (ValueError, TypeError, IndexError, UnicodeDecodeError) as error:
         raise BadRequest("invalid cursor") from error
-    if not isinstance(values, list):
-        raise BadRequest("invalid cursor")
-    return values
+
+
+def read_id(values: list[Any]) -> int:
+    return int(values[0])

@@ -87,7 +87,9 @@ def decrypt_secret(token: bytes) -> dict[str, Any]:
     try:
         value: dict[str, Any] = json.loads(fernet().decrypt(token))
     except InvalidToken as error:
-        raise SecretUnreadable("stored credentials cannot be decrypted with the configured keys") from error
+        raise SecretUnreadable(
+            "stored credentials cannot be decrypted with the configured keys"
+        ) from error
     return value
 
 

@@ -1,5 +1,123 @@
-"""Routes of connections."""
+"""Routes for connected mailboxes and calendars."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import ValidationError
+
+from app.connections import schemas, service
+from app.deps import CurrentUser, SessionDep
+from app.errors import BadRequest, Unprocessable
+from app.pagination import (
+    Page,
+    PageParams,
+    decode_cursor,
+    encode_cursor,
+    page_params,
+    read_id,
+)
+
+router = APIRouter(tags=["connections"])
+
+_NOT_YET = {
+    "caldav": "CalDAV connections are not available yet",
+    "gmail": "Google connections are created by the OAuth flow (not available yet)",
+    "google_calendar": "Google connections are created by the OAuth flow (not available yet)",
+    "microsoft": "Microsoft connections are created by the OAuth flow (not available yet)",
+    "import": "file imports are made with `tally import`, not through the API",
+}
+
+
+def _validated(provider: str, config: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    if provider in _NOT_YET:
+        raise BadRequest(_NOT_YET[provider])
+    model = schemas.ImapConfigUpdate if partial else schemas.ImapConfig
+    try:
+        return schemas.plain_config(model.model_validate(config))
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise Unprocessable(f"config.{where}: {first['msg']}") from None
+
+
+@router.post(
+    "/connections",
+    status_code=status.HTTP_201_CREATED,
+    summary="Connect a mailbox (admin, or a rep for themself); the first sync starts at once",
+)
+def create_connection(
+    data: schemas.ConnectionCreate, session: SessionDep, caller: CurrentUser
+) -> schemas.ConnectionRead:
+    config = _validated(data.provider, data.config, partial=False)
+    connection = service.create(
+        session, caller, user_id=data.user_id, provider=data.provider, config=config
+    )
+    return schemas.ConnectionRead.of(connection)
+
+
+@router.get("/connections", summary="Connections the caller can see")
+def list_connections(
+    session: SessionDep,
+    caller: CurrentUser,
+    paging: Annotated[PageParams, Depends(page_params)],
+    user_id: Annotated[int | None, Query()] = None,
+) -> Page[schemas.ConnectionRead]:
+    after = decode_cursor(paging.cursor)
+    rows = service.list_for(
+        session,
+        caller,
+        user_id=user_id,
+        after=int(after[0]) if after else None,
+        limit=paging.limit + 1,
+    )
+    items = [schemas.ConnectionRead.of(c) for c in rows[: paging.limit]]
+    more = len(rows) > paging.limit
+    return Page(items=items, next_cursor=encode_cursor([items[-1].id]) if more else None)
+
+
+@router.get("/connections/{connection_id}", summary="One connection: status, last sync, counts")
+def read_connection(
+    connection_id: int, session: SessionDep, caller: CurrentUser
+) -> schemas.ConnectionRead:
+    return schemas.ConnectionRead.of(service.get(session, caller, connection_id))
+
+
+@router.patch(
+    "/connections/{connection_id}",
+    summary="Change settings or credentials (reconnect); a sync is queued at once",
+)
+def update_connection(
+    connection_id: int, data: schemas.ConnectionUpdate, session: SessionDep, caller: CurrentUser
+) -> schemas.ConnectionRead:
+    provider = service.get(session, caller, connection_id).provider
+    config = _validated(provider, data.config, partial=True)
+    return schemas.ConnectionRead.of(service.update_config(session, caller, connection_id, config))
+
+
+@router.post(
+    "/connections/{connection_id}/sync",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Queue a sync now",
+)
+def sync_connection(
+    connection_id: int, session: SessionDep, caller: CurrentUser
+) -> schemas.ConnectionRead:
+    return schemas.ConnectionRead.of(service.request_sync(session, caller, connection_id))
+
+
+@router.delete(
+    "/connections/{connection_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Disconnect; with purge=true also delete what only this connection captured",
+    response_class=Response,
+)
+def delete_connection(
+    connection_id: int,
+    session: SessionDep,
+    caller: CurrentUser,
+    purge: Annotated[bool, Query()] = False,
+) -> Response:
+    service.remove(session, caller, connection_id, purge=purge)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,5 +1,109 @@
-"""Routes of contacts."""
+"""Routes for contacts and companies."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from app.contacts import queries, schemas
+from app.deps import CurrentUser, SessionDep
+from app.errors import NotFound
+from app.models import Company, Contact
+from app.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params, read_id
+
+router = APIRouter(tags=["contacts and companies"])
+
+
+def _contact(contact: Contact) -> schemas.ContactRead:
+    return schemas.ContactRead(
+        id=contact.id,
+        name=contact.name,
+        emails=[contact.email],
+        phones=list(contact.phones),
+        title=contact.title,
+        company_id=contact.company_id,
+        first_seen_at=contact.first_seen_at,
+        last_interaction_at=contact.last_interaction_at,
+    )
+
+
+def _company(row: tuple[Company, int, object]) -> schemas.CompanyRead:
+    company, count, last = row
+    return schemas.CompanyRead(
+        id=company.id,
+        name=company.name,
+        domains=[company.domain],
+        contact_count=count,
+        last_interaction_at=last,  # type: ignore[arg-type]
+    )
+
+
+@router.get("/contacts", summary="Contacts the caller can see")
+def list_contacts(
+    session: SessionDep,
+    caller: CurrentUser,
+    paging: Annotated[PageParams, Depends(page_params)],
+    email: Annotated[str | None, Query(max_length=320)] = None,
+    company_id: Annotated[int | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=200, description="in name or address")] = None,
+) -> Page[schemas.ContactRead]:
+    rows = queries.list_contacts(
+        session,
+        caller,
+        email=email,
+        company_id=company_id,
+        q=q,
+        after=decode_cursor(paging.cursor, read_id),
+        limit=paging.limit + 1,
+    )
+    items = [_contact(c) for c in rows[: paging.limit]]
+    more = len(rows) > paging.limit
+    return Page(items=items, next_cursor=encode_cursor([items[-1].id]) if more else None)
+
+
+@router.get("/contacts/{contact_id}", summary="One contact")
+def read_contact(contact_id: int, session: SessionDep, caller: CurrentUser) -> schemas.ContactRead:
+    return _contact(queries.get_contact(session, caller, contact_id))
+
+
+@router.patch(
+    "/contacts/{contact_id}",
+    summary="Set a contact's name, title or phones; inference never overwrites them afterwards",
+)
+def update_contact(
+    contact_id: int, data: schemas.ContactUpdate, session: SessionDep, caller: CurrentUser
+) -> schemas.ContactRead:
+    changes = data.model_dump(exclude_unset=True)
+    return _contact(queries.update_contact(session, caller, contact_id, changes))
+
+
+@router.get("/companies", summary="Companies of the contacts the caller can see")
+def list_companies(
+    session: SessionDep,
+    caller: CurrentUser,
+    paging: Annotated[PageParams, Depends(page_params)],
+    domain: Annotated[str | None, Query(max_length=255)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="in name or domain")] = None,
+) -> Page[schemas.CompanyRead]:
+    rows = queries.list_companies(
+        session,
+        caller,
+        domain=domain,
+        q=q,
+        after=decode_cursor(paging.cursor, read_id),
+        limit=paging.limit + 1,
+    )
+    items = [_company(r) for r in rows[: paging.limit]]
+    more = len(rows) > paging.limit
+    return Page(items=items, next_cursor=encode_cursor([items[-1].id]) if more else None)
+
+
+@router.get("/companies/{company_id}", summary="One company")
+def read_company(company_id: int, session: SessionDep, caller: CurrentUser) -> schemas.CompanyRead:
+    rows = queries.list_companies(
+        session, caller, domain=None, q=None, after=None, limit=1, company_id=company_id
+    )
+    if not rows:
+        raise NotFound(f"company {company_id} not found")
+    return _company(rows[0])

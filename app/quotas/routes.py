@@ -1,5 +1,114 @@
-"""Routes of quotas."""
+"""Routes for metric series, quota targets and attainment."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from app.deps import CurrentUser, SessionDep
+from app.pagination import Page, PageParams, page_params
+from app.quotas import schemas, service
+from app.quotas.periods import PeriodUnit
+from app.quotas.rollup import Metric
+from app.schemas import CONFLICT_ERROR
+
+router = APIRouter(tags=["metrics and quotas"])
+
+UserId = Annotated[int | None, Query(description="a user; default: the caller")]
+TeamId = Annotated[int | None, Query(description="a team, instead of a user")]
+
+
+@router.get(
+    "/metrics",
+    summary="One metric for a user or team, one row per period (zeros included)",
+    description="Metrics that need deals answer 400 until deals exist.",
+)
+def metric_series(
+    session: SessionDep,
+    caller: CurrentUser,
+    metric: Metric,
+    period: PeriodUnit,
+    start: Annotated[date, Query(description="a day in the first period")],
+    end: Annotated[date, Query(description="a day in the last period")],
+    user_id: UserId = None,
+    team_id: TeamId = None,
+) -> schemas.MetricSeries:
+    return service.metric_series(
+        session,
+        caller,
+        metric=metric,
+        period=period,
+        start=start,
+        end=end,
+        user_id=user_id,
+        team_id=team_id,
+    )
+
+
+@router.post(
+    "/quotas",
+    status_code=status.HTTP_201_CREATED,
+    summary="Set a target (admin; a manager for their teams and their members)",
+    responses=CONFLICT_ERROR,
+)
+def create_quota(
+    data: schemas.QuotaCreate, session: SessionDep, caller: CurrentUser
+) -> schemas.QuotaRead:
+    return schemas.QuotaRead.model_validate(service.create_quota(session, caller, data))
+
+
+@router.get("/quotas", summary="Quotas the caller can see, optionally of one user or team")
+def list_quotas(
+    session: SessionDep,
+    caller: CurrentUser,
+    page: Annotated[PageParams, Depends(page_params)],
+    user_id: Annotated[int | None, Query()] = None,
+    team_id: Annotated[int | None, Query()] = None,
+) -> Page[schemas.QuotaRead]:
+    return service.list_quotas(session, caller, user_id=user_id, team_id=team_id, page=page)
+
+
+# Declared before /quotas/{quota_id}, which would otherwise take "attainment" for an id.
+@router.get(
+    "/quotas/attainment",
+    summary="Attainment, pace and forecast of every quota in force on a date",
+)
+def attainment(
+    session: SessionDep,
+    caller: CurrentUser,
+    day: Annotated[
+        date | None, Query(alias="date", description="default: today in the org's time zone")
+    ] = None,
+    user_id: UserId = None,
+    team_id: TeamId = None,
+) -> schemas.Attainment:
+    return service.attainment(session, caller, day=day, user_id=user_id, team_id=team_id)
+
+
+@router.get("/quotas/{quota_id}", summary="One quota")
+def read_quota(quota_id: int, session: SessionDep, caller: CurrentUser) -> schemas.QuotaRead:
+    return schemas.QuotaRead.model_validate(service.get_quota(session, caller, quota_id))
+
+
+@router.patch(
+    "/quotas/{quota_id}",
+    summary="Change a quota's target or dates (whoever may set it)",
+    responses=CONFLICT_ERROR,
+)
+def update_quota(
+    quota_id: int, data: schemas.QuotaUpdate, session: SessionDep, caller: CurrentUser
+) -> schemas.QuotaRead:
+    quota = service.update_quota(session, caller, quota_id, data)
+    return schemas.QuotaRead.model_validate(quota)
+
+
+@router.delete(
+    "/quotas/{quota_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a quota (whoever may set it)",
+    response_class=Response,
+)
+def delete_quota(quota_id: int, session: SessionDep, caller: CurrentUser) -> None:
+    service.delete_quota(session, caller, quota_id)

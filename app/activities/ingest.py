@@ -1,0 +1,285 @@
+"""Write one page of a connector's messages: observations, messages, activities, contacts.
+
+Idempotent twice over: an item already observed on this connection is skipped (provider id),
+and messages, activities and links are inserted with ON CONFLICT DO NOTHING on the message
+identity, so the same message from another mailbox, or a replayed page, changes nothing.
+The caller owns the transaction (the sync runner stores the page's cursor in the same one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.activities.inference import (
+    Directory,
+    EmailInference,
+    infer_email,
+    key_hash,
+    message_key,
+)
+from app.contacts import service as contacts
+from app.contacts.signature import extract
+from app.db import insert_ignore
+from app.models import (
+    Activity,
+    ActivityContact,
+    ActivityType,
+    Connection,
+    Message,
+    Observation,
+    Organization,
+    UserAddress,
+)
+from connectors.base import Page, RemoteMessage
+from connectors.mail import text_body
+
+ActivityKey = tuple[str, int, str]  # (message key hash, user id, activity type)
+
+
+@dataclass
+class IngestResult:
+    seen: int = 0
+    imported: int = 0
+    filtered: int = 0
+    failed: int = 0
+    activities_created: int = 0
+
+
+@dataclass
+class _Batch:
+    observations: list[dict[str, object]] = field(default_factory=list)
+    messages: dict[str, dict[str, object]] = field(default_factory=dict)  # by key hash
+    activities: dict[ActivityKey, dict[str, object]] = field(default_factory=dict)
+    links: dict[ActivityKey, set[str]] = field(default_factory=dict)  # -> contact addresses
+    sightings: dict[str, contacts.Sighting] = field(default_factory=dict)
+    undated: dict[str, datetime] = field(default_factory=dict)  # key hash -> provider date
+    received_from: dict[str, RemoteMessage] = field(default_factory=dict)
+
+
+def load_directory(session: Session, org_id: int) -> Directory:
+    org = session.get_one(Organization, org_id)
+    addresses = session.execute(
+        select(UserAddress.email, UserAddress.user_id).where(UserAddress.org_id == org_id)
+    )
+    return Directory(
+        internal_domains=frozenset(d.lower() for d in org.domains),
+        user_by_address={email.lower(): user_id for email, user_id in addresses},
+    )
+
+
+def _unseen(session: Session, connection_id: int, page: Page) -> set[str]:
+    ids = {m.source_id for m in page.messages} | {f.source_id for f in page.failures}
+    if not ids:
+        return set()
+    known = session.scalars(
+        select(Observation.source_id).where(
+            Observation.connection_id == connection_id, Observation.source_id.in_(ids)
+        )
+    )
+    return ids - set(known)
+
+
+def _add_email(
+    batch: _Batch,
+    connection: Connection,
+    message: RemoteMessage,
+    found: EmailInference,
+    when: datetime,
+) -> str:
+    digest = key_hash(message_key(message))
+    batch.messages.setdefault(
+        digest,
+        {
+            "org_id": connection.org_id,
+            "key_hash": digest,
+            "message_id": message.message_id,
+            "occurred_at": when,
+            "subject": message.subject[:2000],
+            "sender": message.sender.email if message.sender else None,
+            "kind": found.kind,
+        },
+    )
+    if message.date is None:
+        batch.undated[digest] = min(when, batch.undated.get(digest, when))
+    owners = [(found.sent_by, ActivityType.email_sent)] if found.sent_by is not None else []
+    owners += [(u, ActivityType.email_received) for u in found.received_by]
+    for user_id, kind in owners:
+        key = (digest, user_id, kind.value)
+        batch.activities.setdefault(
+            key,
+            {
+                "org_id": connection.org_id,
+                "user_id": user_id,
+                "type": kind.value,
+                "occurred_at": when,
+                "source_key": digest,
+                "subject": message.subject[:2000],
+                "connection_id": connection.id,
+                "provider": connection.provider,
+            },
+        )
+        batch.links.setdefault(key, set()).update(a.email for a in found.contacts)
+    for person in found.contacts:
+        batch.sightings.setdefault(person.email, contacts.Sighting(person.email)).seen(
+            person.name, when
+        )
+    if found.received_by and message.body and message.sender is not None:
+        batch.received_from.setdefault(message.sender.email, message)
+    return digest
+
+
+def _collect(
+    batch: _Batch, connection: Connection, page: Page, unseen: set[str], directory: Directory
+) -> IngestResult:
+    result = IngestResult()
+    for failure in page.failures:
+        if failure.source_id in unseen:
+            unseen.discard(failure.source_id)
+            batch.observations.append(
+                {
+                    "source_id": failure.source_id,
+                    "status": "failed",
+                    "reason": failure.reason[:1000],
+                    "digest": None,
+                }
+            )
+            result.failed += 1
+    for message in page.messages:
+        if message.source_id not in unseen:
+            continue
+        unseen.discard(message.source_id)
+        found = infer_email(message, directory, owner_id=connection.user_id)
+        when = message.date or message.provider_date
+        if found.kind == "email" and when is None:
+            batch.observations.append(
+                {
+                    "source_id": message.source_id,
+                    "status": "failed",
+                    "reason": "no Date header and no provider date",
+                    "digest": None,
+                }
+            )
+            result.failed += 1
+            continue
+        if found.kind != "email" or when is None:
+            batch.observations.append(
+                {
+                    "source_id": message.source_id,
+                    "status": "filtered",
+                    "reason": found.reason,
+                    "digest": None,
+                }
+            )
+            result.filtered += 1
+            continue
+        digest = _add_email(batch, connection, message, found, when)
+        batch.observations.append(
+            {
+                "source_id": message.source_id,
+                "status": "imported",
+                "reason": found.reason,
+                "digest": digest,
+            }
+        )
+        result.imported += 1
+    result.seen = len(batch.observations)
+    return result
+
+
+def _read_signatures(session: Session, org_id: int, batch: _Batch) -> None:
+    """Signatures are read only for senders whose contact still lacks a phone or a title."""
+    wanting = contacts.contacts_missing_details(session, org_id, batch.received_from)
+    for email in wanting:
+        message = batch.received_from[email]
+        text = text_body(message)
+        if text:
+            name = message.sender.name if message.sender else None
+            batch.sightings[email].signature = extract(text, sender_email=email, sender_name=name)
+
+
+def _write(session: Session, connection: Connection, batch: _Batch) -> int:
+    org_id = connection.org_id
+    insert_ignore(session, Message.__table__, list(batch.messages.values()), ["org_id", "key_hash"])
+    message_pk = dict(
+        session.execute(
+            select(Message.key_hash, Message.id).where(
+                Message.org_id == org_id, Message.key_hash.in_(batch.messages)
+            )
+        ).all()
+    )
+    insert_ignore(
+        session,
+        Observation.__table__,
+        [
+            {
+                "connection_id": connection.id,
+                "source_id": o["source_id"],
+                "status": o["status"],
+                "reason": o["reason"],
+                "message_pk": message_pk.get(str(o["digest"])),
+            }
+            for o in batch.observations
+        ],
+        ["connection_id", "source_id"],
+    )
+    if not batch.activities:
+        return 0
+    contact_ids = contacts.upsert_contacts(session, org_id, batch.sightings.values())
+    before = _activity_ids(session, org_id, set(batch.messages))
+    rows = [{**row, "message_pk": message_pk[str(key[0])]} for key, row in batch.activities.items()]
+    insert_ignore(session, Activity.__table__, rows, ["org_id", "source_key", "user_id", "type"])
+    after = _activity_ids(session, org_id, set(batch.messages))
+    links = [
+        {"activity_id": after[key], "contact_id": contact_ids[email]}
+        for key, emails in batch.links.items()
+        for email in emails
+        if email in contact_ids
+    ]
+    insert_ignore(session, ActivityContact.__table__, links, ["activity_id", "contact_id"])
+    for (
+        digest,
+        when,
+    ) in batch.undated.items():  # no Date: the earliest copy's date wins, in any order
+        session.execute(
+            update(Activity)
+            .where(
+                Activity.org_id == org_id,
+                Activity.source_key == digest,
+                Activity.occurred_at > when,
+            )
+            .values(occurred_at=when)
+        )
+    return len(set(after) - set(before))
+
+
+def _activity_ids(session: Session, org_id: int, digests: set[str]) -> dict[ActivityKey, int]:
+    rows = session.execute(
+        select(Activity.source_key, Activity.user_id, Activity.type, Activity.id).where(
+            Activity.org_id == org_id, Activity.source_key.in_(digests)
+        )
+    )
+    return {(key, user, kind): pk for key, user, kind, pk in rows}
+
+
+def ingest_page(
+    session: Session, connection: Connection, page: Page, directory: Directory
+) -> IngestResult:
+    """Infer and store one page; update the connection's counts. Never commits."""
+    unseen = _unseen(session, connection.id, page)
+    if not unseen:
+        return IngestResult()
+    batch = _Batch()
+    result = _collect(batch, connection, page, unseen, directory)
+    if batch.received_from:
+        _read_signatures(session, connection.org_id, batch)
+    result.activities_created = _write(session, connection, batch)
+    connection.messages_seen += result.seen
+    connection.messages_imported += result.imported
+    connection.messages_filtered += result.filtered
+    connection.messages_failed += result.failed
+    connection.activities_created += result.activities_created
+    return result

@@ -1,0 +1,116 @@
+"""What the API reads: contacts and companies visible to the caller, searched and paged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.access import visible_user_ids
+from app.errors import NotFound
+from app.models import Activity, ActivityContact, Company, Contact, Role, User
+
+
+def visible_contacts(session: Session, caller: User) -> Select[tuple[int]]:
+    """Ids of contacts the caller may see: for a rep, those reached through their own activities."""
+    if caller.role == Role.admin:
+        return select(Contact.id).where(Contact.org_id == caller.org_id)
+    users = visible_user_ids(session, caller)
+    return (
+        select(ActivityContact.contact_id)
+        .join(Activity, Activity.id == ActivityContact.activity_id)
+        .where(Activity.user_id.in_(users), Activity.org_id == caller.org_id)
+    )
+
+
+def _like(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def list_contacts(
+    session: Session,
+    caller: User,
+    *,
+    email: str | None,
+    company_id: int | None,
+    q: str | None,
+    after: int | None,
+    limit: int,
+) -> Sequence[Contact]:
+    query = select(Contact).where(Contact.id.in_(visible_contacts(session, caller)))
+    if email is not None:
+        query = query.where(Contact.email == email.strip().lower())
+    if company_id is not None:
+        query = query.where(Contact.company_id == company_id)
+    if q:
+        pattern = _like(q)
+        query = query.where(
+            or_(
+                func.lower(Contact.name).like(pattern, escape="\\"),
+                Contact.email.like(pattern, escape="\\"),
+            )
+        )
+    if after is not None:
+        query = query.where(Contact.id > after)
+    return session.scalars(query.order_by(Contact.id).limit(limit)).all()
+
+
+def get_contact(session: Session, caller: User, contact_id: int) -> Contact:
+    contact = session.scalar(
+        select(Contact).where(
+            Contact.id == contact_id, Contact.id.in_(visible_contacts(session, caller))
+        )
+    )
+    if contact is None:
+        raise NotFound(f"contact {contact_id} not found")
+    return contact
+
+
+def list_companies(
+    session: Session,
+    caller: User,
+    *,
+    domain: str | None,
+    q: str | None,
+    after: int | None,
+    limit: int,
+    company_id: int | None = None,
+) -> list[tuple[Company, int, datetime | None]]:
+    """Companies with at least one visible contact, with the visible contacts' count and
+    latest interaction."""
+    visible = visible_contacts(session, caller)
+    query = (
+        select(Company, func.count(Contact.id), func.max(Contact.last_interaction_at))
+        .join(Contact, Contact.company_id == Company.id)
+        .where(Company.org_id == caller.org_id, Contact.id.in_(visible))
+        .group_by(Company.id)
+    )
+    if company_id is not None:
+        query = query.where(Company.id == company_id)
+    if domain is not None:
+        query = query.where(Company.domain == domain.strip().lower())
+    if q:
+        pattern = _like(q)
+        query = query.where(
+            or_(
+                func.lower(Company.name).like(pattern, escape="\\"),
+                Company.domain.like(pattern, escape="\\"),
+            )
+        )
+    if after is not None:
+        query = query.where(Company.id > after)
+    rows = session.execute(query.order_by(Company.id).limit(limit)).tuples().all()
+    return [(company, count, last) for company, count, last in rows]
+
+
+def update_contact(
+    session: Session, caller: User, contact_id: int, changes: dict[str, object]
+) -> Contact:
+    contact = get_contact(session, caller, contact_id)
+    for field, value in changes.items():
+        setattr(contact, field, value)
+    contact.edited_fields = sorted(set(contact.edited_fields) | set(changes))
+    return contact

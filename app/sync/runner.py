@@ -1,0 +1,97 @@
+"""Run one leased connection's connectors, page by page.
+
+Network I/O happens outside any database transaction. Each page is written in its own short
+transaction together with the cursor that covers it (and the lease is checked in that same
+transaction), so a crash repeats at most one page, and ingest makes repeats harmless.
+A connector error ends the run in a state a person can read (connections.record_failure).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+
+from app.activities.ingest import ingest_page, load_directory
+from app.config import settings
+from app.connections import service as connections
+from app.db import session_scope
+from app.models import Connection, utcnow
+from app.observability import SYNC_MESSAGES, SYNC_RUNS
+from app.security import SecretUnreadable
+from app.sync.registry import build_connectors
+from connectors.base import Connector, ConnectorError, CursorExpired
+
+log = structlog.get_logger(__name__)
+
+
+def run(lease: connections.Lease) -> None:
+    """Sync a leased connection; every outcome, including a bug, is recorded on it."""
+    cursor_key: str | None = None
+    try:
+        with session_scope() as session:
+            connection = connections.leased(session, lease, now=utcnow())
+            provider = connection.provider
+            connectors = build_connectors(connection, connections.credentials(connection))
+        for connector in connectors:
+            cursor_key = connector.name
+            _run_connector(lease, connector)
+    except connections.LeaseLost:
+        log.warning("lease_lost", connection_id=lease.connection_id)
+        return
+    except (ConnectorError, SecretUnreadable) as error:
+        _finish(lease, error, cursor_key)
+        SYNC_RUNS.labels(provider, type(error).__name__).inc()
+        return
+    except Exception as error:  # a bug must not stop other connections: record and move on
+        log.exception("sync_crashed", connection_id=lease.connection_id)
+        _finish(lease, error, cursor_key)
+        return
+    _finish(lease, None, None)
+    SYNC_RUNS.labels(provider, "ok").inc()
+
+
+def _run_connector(lease: connections.Lease, connector: Connector) -> None:
+    for attempt in range(2):  # a forgotten cursor is retried once from scratch
+        try:
+            _pull_pages(lease, connector)
+            return
+        except CursorExpired:
+            if attempt:
+                raise
+            log.info("cursor_expired", connection_id=lease.connection_id, connector=connector.name)
+            with session_scope() as session:
+                connection = connections.leased(session, lease, now=utcnow())
+                cursors = dict(connection.cursors)
+                cursors.pop(connector.name, None)
+                connection.cursors = cursors
+
+
+def _pull_pages(lease: connections.Lease, connector: Connector) -> None:
+    with session_scope() as session:
+        connection = connections.leased(session, lease, now=utcnow())
+        cursor = connection.cursors.get(connector.name)
+        directory = load_directory(session, connection.org_id)
+        provider = connection.provider
+    since = utcnow() - timedelta(days=settings.backfill_days)
+    for page in connector.pull(cursor, since=since):
+        with session_scope() as session:
+            connection = connections.leased(session, lease, now=utcnow())
+            result = ingest_page(session, connection, page, directory)
+            if page.cursor is not None:  # reassign: JSON columns do not track in-place edits
+                connection.cursors = {**connection.cursors, connector.name: page.cursor}
+        SYNC_MESSAGES.labels(provider, "imported").inc(result.imported)
+        SYNC_MESSAGES.labels(provider, "filtered").inc(result.filtered)
+        SYNC_MESSAGES.labels(provider, "failed").inc(result.failed)
+
+
+def _finish(lease: connections.Lease, error: Exception | None, cursor_key: str | None) -> None:
+    with session_scope() as session:
+        connection: Connection | None = session.get(Connection, lease.connection_id)
+        if connection is None or connection.lease_epoch != lease.epoch:
+            return  # deleted, or taken over: nothing of ours to record
+        if error is None:
+            connections.record_success(connection, now=utcnow())
+        else:
+            connections.record_failure(connection, error, cursor_key=cursor_key, now=utcnow())
+            log.warning("sync_failed", connection_id=connection.id, error=connection.last_error)

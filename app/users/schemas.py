@@ -1,0 +1,134 @@
+"""Organizations, teams, users and API keys as the API reads and writes them."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from app.models import Role
+
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+
+
+def _domain(value: str) -> str:
+    value = value.strip().lower().rstrip(".")
+    if not _DOMAIN.match(value):
+        raise ValueError(f"{value!r} is not a domain name")
+    return value
+
+
+def _email(value: str) -> str:
+    value = value.strip().lower()
+    if not _EMAIL.match(value) or not _DOMAIN.match(value.rsplit("@", 1)[1]):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"{value!r} is not an IANA time zone") from error
+    return value
+
+
+Domain = Annotated[str, AfterValidator(_domain)]
+Email = Annotated[str, AfterValidator(_email)]
+TimeZone = Annotated[str, AfterValidator(_timezone)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class OrgCreate(BaseModel):
+    name: Name
+    domains: list[Domain] = Field(min_length=1, max_length=50)
+    timezone: TimeZone = Field(examples=["Europe/Brussels"])
+    week_start: Weekday = "monday"
+    fiscal_year_start_month: int = Field(1, ge=1, le=12)
+    admin_email: Email | None = Field(
+        None, description="the first admin's address; default admin@ the first domain"
+    )
+    admin_name: Name = "Administrator"
+
+
+class OrgUpdate(BaseModel):
+    name: Name | None = None
+    domains: list[Domain] | None = Field(None, min_length=1, max_length=50)
+    timezone: TimeZone | None = None
+    week_start: Weekday | None = None
+    fiscal_year_start_month: int | None = Field(None, ge=1, le=12)
+
+
+class OrgRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    domains: list[str]
+    timezone: str
+    week_start: str
+    fiscal_year_start_month: int
+
+
+class OrgCreated(OrgRead):
+    admin_api_key: str = Field(description="shown once; store it now")
+
+
+class TeamCreate(BaseModel):
+    name: Name
+    manager_id: int | None = None
+
+
+class TeamRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    manager_id: int | None
+
+
+class UserCreate(BaseModel):
+    email: Email
+    name: Name
+    role: Role
+    team_id: int | None = None
+    aliases: list[Email] = Field(default_factory=list, max_length=50)
+
+
+class UserUpdate(BaseModel):
+    name: Name | None = None
+    role: Role | None = None
+    team_id: int | None = None
+    aliases: list[Email] | None = Field(None, max_length=50)
+
+
+class Me(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: Role
+    team_id: int | None
+    org_id: int
+
+
+class UserRead(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: Role
+    team_id: int | None
+    aliases: list[str]
+    created_at: datetime
+
+
+class UserCreated(UserRead):
+    api_key: str = Field(description="shown once; store it now")
+
+
+class ApiKeyCreated(BaseModel):
+    api_key: str = Field(description="shown once; store it now")

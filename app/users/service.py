@@ -1,0 +1,159 @@
+"""Organizations, teams, users, their addresses and API keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.access import require_role, visible_user, visible_user_ids
+from app.errors import Conflict, NotFound
+from app.models import ApiKey, Organization, Role, Team, User, UserAddress
+from app.security import hash_api_key, new_api_key
+from app.users import schemas
+
+
+def issue_key(session: Session, user: User) -> str:
+    key = new_api_key()
+    session.add(
+        ApiKey(org_id=user.org_id, user_id=user.id, key_hash=hash_api_key(key), prefix=key[:8])
+    )
+    return key
+
+
+def create_org(session: Session, data: schemas.OrgCreate) -> tuple[Organization, str]:
+    org = Organization(
+        name=data.name,
+        domains=sorted(set(data.domains)),
+        timezone=data.timezone,
+        week_start=data.week_start,
+        fiscal_year_start_month=data.fiscal_year_start_month,
+    )
+    session.add(org)
+    session.flush()
+    admin_email = data.admin_email or f"admin@{data.domains[0]}"
+    admin = _add_user(session, org.id, admin_email, data.admin_name, Role.admin, None, [])
+    return org, issue_key(session, admin)
+
+
+def update_org(session: Session, caller: User, data: schemas.OrgUpdate) -> Organization:
+    require_role(caller, Role.admin)
+    org = session.get_one(Organization, caller.org_id)
+    for field, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(org, field, sorted(set(value)) if field == "domains" else value)
+    return org
+
+
+def _check_team(session: Session, org_id: int, team_id: int | None) -> None:
+    if team_id is not None:
+        team = session.get(Team, team_id)
+        if team is None or team.org_id != org_id:
+            raise NotFound(f"team {team_id} not found")
+
+
+def _set_addresses(session: Session, user: User, aliases: Sequence[str]) -> None:
+    wanted = {user.email, *aliases}
+    taken = session.scalars(
+        select(UserAddress.email).where(
+            UserAddress.org_id == user.org_id,
+            UserAddress.email.in_(wanted),
+            UserAddress.user_id != user.id,
+        )
+    ).all()
+    if taken:
+        raise Conflict(f"address already belongs to another user: {', '.join(sorted(taken))}")
+    for address in session.scalars(select(UserAddress).where(UserAddress.user_id == user.id)):
+        session.delete(address)
+    session.flush()
+    for email in sorted(wanted):
+        session.add(
+            UserAddress(
+                org_id=user.org_id, user_id=user.id, email=email, is_primary=email == user.email
+            )
+        )
+
+
+def _add_user(
+    session: Session,
+    org_id: int,
+    email: str,
+    name: str,
+    role: Role,
+    team_id: int | None,
+    aliases: Sequence[str],
+) -> User:
+    _check_team(session, org_id, team_id)
+    user = User(org_id=org_id, email=email, name=name, role=role, team_id=team_id)
+    session.add(user)
+    session.flush()
+    _set_addresses(session, user, aliases)
+    session.flush()
+    return user
+
+
+def create_team(session: Session, caller: User, data: schemas.TeamCreate) -> Team:
+    require_role(caller, Role.admin)
+    if data.manager_id is not None:
+        visible_user(session, caller, data.manager_id)
+    team = Team(org_id=caller.org_id, name=data.name, manager_id=data.manager_id)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def list_teams(session: Session, caller: User) -> Sequence[Team]:
+    query = select(Team).where(Team.org_id == caller.org_id).order_by(Team.id)
+    if caller.role == Role.manager:
+        query = query.where(Team.manager_id == caller.id)
+    elif caller.role == Role.rep:
+        query = query.where(Team.id == caller.team_id)
+    return session.scalars(query).all()
+
+
+def create_user(session: Session, caller: User, data: schemas.UserCreate) -> tuple[User, str]:
+    require_role(caller, Role.admin)
+    user = _add_user(
+        session, caller.org_id, data.email, data.name, data.role, data.team_id, data.aliases
+    )
+    return user, issue_key(session, user)
+
+
+def update_user(session: Session, caller: User, user_id: int, data: schemas.UserUpdate) -> User:
+    require_role(caller, Role.admin)
+    user = visible_user(session, caller, user_id)
+    changes = data.model_dump(exclude_unset=True)
+    if "team_id" in changes:
+        _check_team(session, caller.org_id, changes["team_id"])
+        user.team_id = changes["team_id"]
+    if changes.get("name") is not None:
+        user.name = changes["name"]
+    if changes.get("role") is not None:
+        user.role = changes["role"]
+    if changes.get("aliases") is not None:
+        _set_addresses(session, user, changes["aliases"])
+    session.flush()
+    return user
+
+
+def new_key_for(session: Session, caller: User, user_id: int) -> str:
+    if user_id != caller.id:
+        require_role(caller, Role.admin)
+    return issue_key(session, visible_user(session, caller, user_id))
+
+
+def aliases_of(session: Session, user_ids: Sequence[int]) -> dict[int, list[str]]:
+    rows = session.execute(
+        select(UserAddress.user_id, UserAddress.email)
+        .where(UserAddress.user_id.in_(user_ids), UserAddress.is_primary.is_(False))
+        .order_by(UserAddress.email)
+    )
+    found: dict[int, list[str]] = {uid: [] for uid in user_ids}
+    for uid, email in rows:
+        found[uid].append(email)
+    return found
+
+
+def list_users(session: Session, caller: User) -> Sequence[User]:
+    ids = visible_user_ids(session, caller)
+    return session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id)).all()
