@@ -67,7 +67,7 @@ def _sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Datab
 
 
 @pytest.fixture(scope="session")
-def _postgres_database(postgres_url: str) -> Iterator[Database]:
+def _postgresql_database(postgres_url: str) -> Iterator[Database]:
     database = Database(postgres_url)
     migrate(database)
     yield database
