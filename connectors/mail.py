@@ -63,11 +63,23 @@ def _text(value: object) -> str:
     """A header value as text: RFC 2047 words decoded, unknown 8-bit bytes replaced."""
     if value is None:
         return ""
-    if isinstance(value, Header):
-        try:
-            return str(make_header(decode_header(value)))
-        except Exception:
-            return str(value)
+    if isinstance(value, Header):  # raw 8-bit bytes in a header: try UTF-8, then Latin-1
+        parts = []
+        for chunk, charset in decode_header(value):
+            if isinstance(chunk, str):
+                parts.append(chunk)
+                continue
+            if charset in (None, "unknown-8bit"):
+                try:
+                    parts.append(chunk.decode("utf-8"))
+                except UnicodeDecodeError:
+                    parts.append(chunk.decode("latin-1"))
+            else:
+                try:
+                    parts.append(chunk.decode(charset, "replace"))
+                except LookupError:  # a charset Python does not know
+                    parts.append(chunk.decode("latin-1"))
+        return "".join(parts)
     text = str(value)
     try:
         text.encode("utf-8")
