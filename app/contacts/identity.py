@@ -17,8 +17,15 @@ _WEBMAIL_FAMILIES = frozenset({"gmx", "yahoo", "hotmail", "outlook", "live", "ao
 @lru_cache(maxsize=65536)
 def registrable_domain(domain: str) -> str | None:
     """`mail.northwind.co.uk` -> `northwind.co.uk`; None for a bare suffix or an IP."""
-    result = _extract(domain.lower().strip("."))
-    return result.top_domain_under_public_suffix or None
+    domain = domain.lower().strip(".")
+    result = _extract(domain)
+    if result.top_domain_under_public_suffix:
+        return result.top_domain_under_public_suffix
+    labels = domain.split(".")
+    if result.suffix or result.ipv4 or result.ipv6 or len(labels) < 2 or not all(labels):
+        return None
+    # a TLD the suffix list does not know (.example, .internal, a new gTLD): last two labels
+    return ".".join(labels[-2:])
 
 
 def is_personal_domain(domain: str) -> bool:

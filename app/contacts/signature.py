@@ -24,6 +24,13 @@ _SIGN_OFF = re.compile(
 _QUOTE_HEADER = re.compile(r"^(on .+ wrote:|-+ ?original message ?-+|from: )", re.I)
 
 
+_PHONE_LABEL = re.compile(
+    r"\b(tel|telephone|phone|mobile|mob|cell|fax|office|direct|work|handy|portable|"
+    r"telefon|téléphone|tél|[tmpfod])\b\.?\s*[:.]?",
+    re.IGNORECASE,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class SignatureFields:
     phones: tuple[str, ...] = ()  # E.164
@@ -71,10 +78,15 @@ def extract(text: str, *, sender_email: str, sender_name: str | None) -> Signatu
     if not block:
         return SignatureFields()
     phones: list[str] = []
-    for match in phonenumbers.PhoneNumberMatcher(
-        block, _region(sender_email), leniency=phonenumbers.Leniency.VALID
-    ):
-        number = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
-        if number not in phones:
-            phones.append(number)
+    for line in block.splitlines():
+        for match in phonenumbers.PhoneNumberMatcher(
+            line, _region(sender_email), leniency=phonenumbers.Leniency.VALID
+        ):
+            # a number inside a sentence ("order 4155550132 shipped") is not a phone line
+            rest = line[: match.start] + line[match.end :]
+            if not _PHONE_LABEL.search(rest) and sum(c.isalpha() for c in rest) > 3:
+                continue
+            number = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+            if number not in phones:
+                phones.append(number)
     return SignatureFields(tuple(phones[:5]), _title(block.splitlines(), sender_name))
