@@ -14,8 +14,8 @@ Per-folder state machine. The cursor is JSON, one entry per folder:
 - Incremental (always, backfill or not): UIDs above `last_uid`, ascending, `batch_size` per page;
   each page raises `last_uid`. The page that finishes the pass also records HIGHESTMODSEQ from
   the same SELECT, so a modseq is never stored for mail we have not read (twenty#24826).
-  A folder whose STATUS shows the stored modseq, or no UID at or above `last_uid + 1`, is skipped
-  without a SELECT.
+  A folder whose STATUS shows the stored modseq, or a UIDNEXT no higher than `last_uid + 1`,
+  is skipped without a SELECT.
 
 One pull runs the incremental pass over every folder first, so fresh mail is not held up behind
 a long backfill, then the backfills. Every page carries the cursor of *all* folders, valid once
@@ -38,7 +38,7 @@ from datetime import UTC, date, datetime
 from typing import Any, ClassVar, Literal
 
 from imapclient import IMAPClient
-from imapclient.exceptions import CapabilityError, LoginError
+from imapclient.exceptions import CapabilityError, LoginError, ProtocolError
 
 from connectors.base import (
     AuthExpired,
@@ -68,13 +68,15 @@ _UNSELECTABLE_FLAGS = frozenset({"\\noselect", "\\nonexistent"})
 _SEARCH_WINDOW = 50_000
 # The test parse_full applies: a header block with none of these filled in is not a message.
 _IDENTITY = re.compile(rb"^(from|sender|to|date|message-id)[ \t]*:[ \t]*\S", re.I | re.M)
+# What imapclient raises on a FETCH answer it cannot parse, as opposed to a server or network error
+_PARSE_ERRORS = (ProtocolError, ValueError, IndexError)
 _BYTES_REPR = re.compile(r"""^b(['"])(.*)\1$""", re.DOTALL)
 
 
 @dataclass(slots=True)
 class FolderState:
     uidvalidity: int
-    last_uid: int  # every UID up to here has been read (or is older than the backfill window)
+    last_uid: int  # the incremental boundary: UIDs above it are new since the last pass
     backfill_below: int | None  # backfill reads UIDs below this; None once it is done
     modseq: int | None  # HIGHESTMODSEQ when the last incremental pass finished, if known
 
@@ -108,22 +110,21 @@ def decode_cursor(cursor: str | None) -> dict[str, FolderState]:
 
 
 def _folder_state(entry: Any) -> FolderState:
-    def number(key: str, *, optional: bool = False) -> int | None:
-        value = entry[key]
-        if value is None and optional:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"bad {key}: {value!r}")
-        return value
-
-    uidvalidity, last_uid = number("uidvalidity"), number("last_uid")
-    assert uidvalidity is not None and last_uid is not None  # not optional
     return FolderState(
-        uidvalidity=uidvalidity,
-        last_uid=last_uid,
-        backfill_below=number("backfill_below", optional=True),
-        modseq=number("modseq", optional=True),
+        uidvalidity=_number(entry, "uidvalidity"),
+        last_uid=_number(entry, "last_uid"),
+        backfill_below=None
+        if entry["backfill_below"] is None
+        else _number(entry, "backfill_below"),
+        modseq=None if entry["modseq"] is None else _number(entry, "modseq"),
     )
+
+
+def _number(entry: Any, key: str) -> int:
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"bad {key}: {value!r}")
+    return value
 
 
 def encode_cursor(states: Mapping[str, FolderState]) -> str:
@@ -186,10 +187,9 @@ def calendar_method(structure: object) -> str | None:
 
 def _server_text(error: BaseException) -> str:
     """An exception's text without the b'…' wrapping imaplib leaves around server responses."""
-    argument = error.args[0] if error.args else ""
-    if isinstance(argument, bytes):
-        return argument.decode("utf-8", "replace")
-    text = str(argument) or type(error).__name__
+    if error.args and isinstance(error.args[0], bytes):
+        return error.args[0].decode("utf-8", "replace")
+    text = str(error) or type(error).__name__  # OSError: "[Errno 104] Connection reset…"
     match = _BYTES_REPR.match(text)
     return match.group(2) if match else text
 
@@ -328,7 +328,8 @@ class _Pull:
         self.connector = connector
         self.client = client
         self.states = states  # entries of folders no longer synced are kept as they are
-        self.since_day = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
+        # IMAP SINCE takes a day, not an instant: the window opens at midnight of that day
+        self.since_day = _utc(since).date()
         self.condstore = False
         self.last_cursor = encode_cursor(states)
         self.items = self._fetch_items()
@@ -440,7 +441,7 @@ class _Pull:
         if selected.uidvalidity != state.uidvalidity:  # changed since the incremental pass
             state = self.states[folder.name] = _first_sight(selected)
         assert state.backfill_below is not None
-        uids = self._search(1, state.backfill_below - 1, since=self.since_day.date(), newest=True)
+        uids = self._search(1, state.backfill_below - 1, since=self.since_day, newest=True)
         for batch, last in _batched(uids, self.connector.batch_size):
             messages, failures = self._fetch(folder, selected.uidvalidity, batch)
             state.backfill_below = None if last else min(batch)
@@ -450,22 +451,26 @@ class _Pull:
     # -- IMAP commands -------------------------------------------------------------------------
 
     def _status(self, folder: str) -> _Snapshot:
+        """STATUS: the cheap look at a folder, without selecting it."""
         what = ["UIDVALIDITY", "UIDNEXT", *(["HIGHESTMODSEQ"] if self.condstore else [])]
-        return self._snapshot(self.client.folder_status(folder, what))
+        info = self.client.folder_status(folder, what)
+        if not isinstance(info.get(b"UIDNEXT"), int):
+            return self._select(folder)  # only a selected folder lets us work UIDNEXT out
+        return self._snapshot(info)
 
     def _select(self, folder: str) -> _Snapshot:
-        return self._snapshot(self.client.select_folder(folder, readonly=True))
-
-    def _snapshot(self, info: Mapping[bytes, Any]) -> _Snapshot:
-        uidnext = info.get(b"UIDNEXT")
-        if not isinstance(uidnext, int):
+        info = dict(self.client.select_folder(folder, readonly=True))  # EXAMINE
+        if not isinstance(info.get(b"UIDNEXT"), int):
             # RFC 3501 requires UIDNEXT but a few servers omit it: one past the highest UID
             highest = self.client.search(["UID", "*"]) if info.get(b"EXISTS") else []
-            uidnext = max(highest, default=0) + 1
+            info[b"UIDNEXT"] = max(highest, default=0) + 1
+        return self._snapshot(info)
+
+    def _snapshot(self, info: Mapping[bytes, Any]) -> _Snapshot:
         modseq = info.get(b"HIGHESTMODSEQ")
         return _Snapshot(
             uidvalidity=int(info.get(b"UIDVALIDITY") or 0),
-            uidnext=uidnext,
+            uidnext=int(info[b"UIDNEXT"]),
             modseq=modseq if isinstance(modseq, int) and self.condstore else None,
         )
 
@@ -489,13 +494,12 @@ class _Pull:
     def _fetch(
         self, folder: _Folder, uidvalidity: int, uids: list[int]
     ) -> tuple[list[RemoteMessage], list[Failure]]:
-        response = self.client.fetch(uids, self.items)
+        responses, failures = self._fetch_responses(folder, uidvalidity, uids)
         messages: list[RemoteMessage] = []
-        failures: list[Failure] = []
         for uid in uids:
-            data = response.get(uid)
+            data = responses.get(uid)
             if data is None:
-                continue  # expunged between the SEARCH and the FETCH
+                continue  # expunged between the SEARCH and the FETCH (or failed to parse)
             source_id = f"{folder.name}/{uidvalidity}/{uid}"
             try:
                 message = self._message(data, source_id, folder.role)
@@ -506,6 +510,36 @@ class _Pull:
                 messages.append(message)
         return messages, failures
 
+    def _fetch_responses(
+        self, folder: _Folder, uidvalidity: int, uids: list[int]
+    ) -> tuple[dict[int, Any], list[Failure]]:
+        """FETCH a batch; if imapclient cannot parse the answer, one UID at a time.
+
+        A response imapclient cannot parse (odd BODYSTRUCTUREs exist) would otherwise fail the
+        same batch on every run and stall the folder for good. Only parse errors are isolated:
+        a NO from the server or a dropped connection still ends the run, to be retried.
+        """
+        try:
+            return dict(self.client.fetch(uids, self.items)), []
+        except _PARSE_ERRORS as error:
+            if len(uids) == 1:
+                reason = f"unparsable FETCH response: {type(error).__name__}: {error}"
+                return {}, [Failure(f"{folder.name}/{uidvalidity}/{uids[0]}", reason)]
+            batch_error = error
+        responses: dict[int, Any] = {}
+        failures: list[Failure] = []
+        for uid in uids:
+            found, failed = self._fetch_responses(folder, uidvalidity, [uid])
+            responses.update(found)
+            failures.extend(failed)
+        if not responses:
+            # Every message failing on its own is no odd message but a fault of ours or the
+            # server's: recording them all as failures would skip them for good.
+            raise ConnectorError(
+                f"IMAP FETCH answers from {self._host} could not be read: {batch_error}"
+            ) from batch_error
+        return responses, failures
+
     def _message(
         self, data: Mapping[bytes, Any], source_id: str, role: FolderRole
     ) -> RemoteMessage | None:
@@ -515,11 +549,12 @@ class _Pull:
         if headers is None:
             raise UnreadableMessage("the server returned no headers")
         body = _item(data, b"BODY[TEXT]") if self.connector.body_bytes else None
+        received = data.get(b"INTERNALDATE")
         message = parse_headers(
             headers,
             source_id=source_id,
             folder_role=role,
-            provider_date=_utc(data.get(b"INTERNALDATE")),
+            provider_date=_utc(received) if isinstance(received, datetime) else None,
             body=body or None,
             calendar_method=calendar_method(data.get(b"BODYSTRUCTURE")),
         )
@@ -536,9 +571,8 @@ def _item(data: Mapping[bytes, Any], prefix: bytes) -> bytes | None:
     return None
 
 
-def _utc(value: object) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
+def _utc(value: datetime) -> datetime:
+    """Naive times are taken as UTC."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
