@@ -21,6 +21,8 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from app.db import Base, Database, set_database  # noqa: E402
 from tests.services import require_service  # noqa: E402
 
+pytest_plugins = ["tests.fixtures.dovecot"]
+
 ADMIN_TOKEN = "test-admin-token"
 POSTGRES_ADMIN_URL = os.environ.get(
     "TALLY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

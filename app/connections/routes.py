@@ -64,12 +64,11 @@ def list_connections(
     paging: Annotated[PageParams, Depends(page_params)],
     user_id: Annotated[int | None, Query()] = None,
 ) -> Page[schemas.ConnectionRead]:
-    after = decode_cursor(paging.cursor)
     rows = service.list_for(
         session,
         caller,
         user_id=user_id,
-        after=int(after[0]) if after else None,
+        after=decode_cursor(paging.cursor, read_id),
         limit=paging.limit + 1,
     )
     items = [schemas.ConnectionRead.of(c) for c in rows[: paging.limit]]

@@ -15,7 +15,7 @@ from imapclient.exceptions import ProtocolError
 
 from connectors.base import AuthExpired, ConnectorError, CursorExpired, Page, RemoteMessage
 from connectors.imap import ImapConnector, _Folder, _Pull, calendar_method, decode_cursor
-from tests.fixtures.dovecot import DovecotServer, dovecot  # noqa: F401
+from tests.fixtures.dovecot import DovecotServer
 
 SINCE = datetime(2024, 6, 1, tzinfo=UTC)
 IN_WINDOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -84,7 +84,7 @@ class Mailbox:
 
 
 @pytest.fixture
-def mailbox(dovecot: DovecotServer) -> Mailbox:  # noqa: F811 - the imported fixture
+def mailbox(dovecot: DovecotServer) -> Mailbox:
     email = f"rep-{uuid.uuid4().hex[:12]}@example.com"
     password = f"pw-{uuid.uuid4().hex[:8]}"
     dovecot.add_user(email, password)
