@@ -102,7 +102,7 @@ def list_companies(
         )
     if after is not None:
         query = query.where(Company.id > after)
-    rows = session.execute(query.order_by(Company.id).limit(limit)).tuples().all()
+    rows = session.execute(query.order_by(Company.id).limit(limit)).all()
     return [(company, count, last) for company, count, last in rows]
 
 
