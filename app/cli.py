@@ -27,11 +27,11 @@ def migrate_database() -> None:
     from alembic import command
     from alembic.config import Config
 
+    import migrations
     from app.db import get_database
 
-    root = Path(__file__).resolve().parent.parent
-    config = Config(str(root / "alembic.ini"))
-    config.set_main_option("script_location", str(root / "migrations"))
+    config = Config()  # the migrations ship inside the package, so this works when installed
+    config.set_main_option("script_location", str(Path(migrations.__file__).resolve().parent))
     with get_database().engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
