@@ -1,1 +1,1 @@
-"""Tally: the product (database, inference, rollups, API). Knows connectors/ only through its contract."""
+"""Tally: the product (database, inference, rollups, API); sees connectors/ through its contract."""

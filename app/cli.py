@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -46,7 +45,8 @@ def _announce_embedded() -> None:
     console.print(f"[bold]Tally[/bold] embedded: database {settings.resolved_database_url}")
     if settings.secret_keys is None:
         console.print(
-            f"  encryption key kept in {data / KEY_FILE} (back it up; set TALLY_SECRET_KEYS to manage it yourself)"
+            f"  encryption key kept in {data / KEY_FILE} "
+            "(back it up; set TALLY_SECRET_KEYS to manage it yourself)"
         )
     if settings.admin_token is None:
         console.print(f"  instance admin token kept in {data / ADMIN_TOKEN_FILE}")
@@ -191,4 +191,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import observability
@@ -55,6 +56,23 @@ async def _validation_error(_request: Request, error: Exception) -> JSONResponse
     return JSONResponse(_body("validation_error", "; ".join(parts)), status_code=422)
 
 
+async def _integrity_error(_request: Request, error: Exception) -> JSONResponse:
+    """A concurrent writer won a race past the service's own checks: a conflict, not a 500."""
+    return JSONResponse(
+        _body("conflict", "conflicts with existing data; retry after reading it again"),
+        status_code=409,
+    )
+
+
+async def _unstorable(_request: Request, error: Exception) -> JSONResponse:
+    """A value no column or date can hold (an id beyond 64 bits, year 10000, a NUL byte in
+    text for PostgreSQL): bad input, whichever layer noticed it."""
+    return JSONResponse(
+        _body("bad_request", "a value cannot be stored: out of range, or it holds a NUL character"),
+        status_code=400,
+    )
+
+
 async def _http_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     code = _HTTP_CODES.get(error.status_code, "error")
@@ -81,5 +99,8 @@ def create_app() -> FastAPI:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DataError, _unstorable)
+    app.add_exception_handler(OverflowError, _unstorable)
     observability.install(app)
     return app

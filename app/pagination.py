@@ -47,7 +47,7 @@ def decode_cursor(cursor: str | None, read: Callable[[list[Any]], C]) -> C | Non
         if not isinstance(values, list):
             raise ValueError("not a list")
         return read(values)
-    except (ValueError, TypeError, IndexError, UnicodeDecodeError) as error:
+    except (ValueError, TypeError, IndexError, OverflowError, UnicodeDecodeError) as error:
         raise BadRequest("invalid cursor") from error
 
 

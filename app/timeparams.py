@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from app.errors import BadRequest
@@ -15,10 +15,13 @@ def parse_bound(value: str | None, tz: ZoneInfo, *, end: bool) -> datetime | Non
     try:
         if len(value) == 10:
             day = date.fromisoformat(value) + timedelta(days=1 if end else 0)
-            return datetime.combine(day, time(), tz)
-        moment = datetime.fromisoformat(value)
+            moment = datetime.combine(day, time(), tz)
+        else:
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is None:
+                raise BadRequest(f"{value!r} needs a UTC offset")
+        return moment.astimezone(UTC)
     except ValueError as error:
         raise BadRequest(f"{value!r} is neither a date (YYYY-MM-DD) nor an ISO datetime") from error
-    if moment.tzinfo is None:
-        raise BadRequest(f"{value!r} needs a UTC offset")
-    return moment
+    except OverflowError as error:
+        raise BadRequest(f"{value!r} is out of range") from error

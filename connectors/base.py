@@ -29,8 +29,8 @@ class Address:
 class RemoteMessage:
     """One message as one mailbox holds it: headers only, plus a lazily decoded text body."""
 
-    source_id: str  # stable and unique within one connection (folder/uidvalidity/uid, content hash…)
-    folder_role: FolderRole  # where this copy sits: the owner is an implicit recipient unless "sent"
+    source_id: str  # stable, unique in one connection (folder/uidvalidity/uid, content hash…)
+    folder_role: FolderRole  # where this copy sits: its owner is a recipient unless "sent"
     message_id: str | None  # Message-ID, trimmed, angle brackets removed
     date: datetime | None  # Date header in UTC; None when missing or unparsable
     date_header: str  # the raw Date header ("" when missing): part of the fallback identity

@@ -20,7 +20,7 @@ from connectors.mail import UnreadableMessage, content_hash, parse_full
 FileKind = Literal["mbox", "maildir"]
 
 
-def _open(path: Path, kind: FileKind) -> mailbox.Mailbox:  # type: ignore[type-arg]
+def _open(path: Path, kind: FileKind) -> mailbox.Mailbox:
     if kind == "mbox":
         return mailbox.mbox(path, create=False)
     return mailbox.Maildir(path, factory=None, create=False)
@@ -79,7 +79,7 @@ class MailFileConnector:
             return "sent"
         return "inbox"
 
-    def _read(self, box: mailbox.Mailbox, key: str, path: Path) -> RemoteMessage:  # type: ignore[type-arg]
+    def _read(self, box: mailbox.Mailbox, key: str, path: Path) -> RemoteMessage:
         raw = box.get_bytes(key)
         parsed = parse_full(raw, source_id=content_hash(raw), folder_role="inbox")
         parsed = replace(parsed, folder_role=self._role(parsed, raw, path))

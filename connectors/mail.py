@@ -243,9 +243,11 @@ def parse_full(
         raise UnreadableMessage("empty message")
     try:
         msg = _full_parser.parsebytes(raw)
-        method = _calendar_method(msg) if msg.is_multipart() or "calendar" in (
-            msg.get("content-type") or ""
-        ) else None
+        method = (
+            _calendar_method(msg)
+            if msg.is_multipart() or "calendar" in (msg.get("content-type") or "")
+            else None
+        )
     except Exception as error:
         raise UnreadableMessage(f"{type(error).__name__}: {error}") from error
     if not any(msg.get(h) for h in ("from", "sender", "to", "date", "message-id")):

@@ -23,7 +23,6 @@ class FakeConnector:
     def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
         self.cursors_given.append(cursor)
         start = int(cursor) if cursor else 0
-        for page in self.pages[start:]:
-            yield page
+        yield from self.pages[start:]
         if self.error is not None:
             raise self.error

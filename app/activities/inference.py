@@ -53,7 +53,7 @@ class EmailInference:
 
 
 def message_key(message: RemoteMessage) -> str:
-    """The message's identity: Message-ID, else a stable hash of sender, date, subject, recipients."""
+    """The message's identity: its Message-ID, else a hash of sender, date, subject, recipients."""
     if message.message_id:
         return "mid:" + message.message_id
     recipients = sorted(a.email for a in (*message.to, *message.cc))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -23,7 +23,7 @@ def _read_position(values: list[Any]) -> tuple[datetime, int]:
     moment = datetime.fromisoformat(str(values[0]))
     if moment.tzinfo is None:
         raise ValueError("naive")
-    return moment, int(values[1])
+    return moment.astimezone(UTC), int(values[1])
 
 
 @router.get("/activities", summary="Activities the caller can see, newest first")

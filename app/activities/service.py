@@ -36,7 +36,7 @@ def _subjects(session: Session, caller: object, criteria: ActivityFilter) -> set
     return users
 
 
-def _filtered(query: Select[tuple[Activity]], criteria: ActivityFilter) -> Select[tuple[Activity]]:
+def _filtered(query: Select[Activity], criteria: ActivityFilter) -> Select[Activity]:
     if criteria.type is not None:
         query = query.where(Activity.type == criteria.type)
     if criteria.start is not None:

@@ -13,7 +13,7 @@ from app.errors import NotFound
 from app.models import Activity, ActivityContact, Company, Contact, Role, User
 
 
-def visible_contacts(session: Session, caller: User) -> Select[tuple[int]]:
+def visible_contacts(session: Session, caller: User) -> Select[int]:
     """Ids of contacts the caller may see: for a rep, those reached through their own activities."""
     if caller.role == Role.admin:
         return select(Contact.id).where(Contact.org_id == caller.org_id)
@@ -111,6 +111,6 @@ def update_contact(
 ) -> Contact:
     contact = get_contact(session, caller, contact_id)
     for field, value in changes.items():
-        setattr(contact, field, value)
+        setattr(contact, field, [] if field == "phones" and value is None else value)
     contact.edited_fields = sorted(set(contact.edited_fields) | set(changes))
     return contact

@@ -35,7 +35,7 @@ def _company(row: tuple[Company, int, object]) -> schemas.CompanyRead:
         name=company.name,
         domains=[company.domain],
         contact_count=count,
-        last_interaction_at=last,  # type: ignore[arg-type]
+        last_interaction_at=last,
     )
 
 

@@ -53,7 +53,7 @@ def upsert_contacts(session: Session, org_id: int, sightings: Iterable[Sighting]
         return {}
     company_of = {e: identity.company_domain(e) for e in by_email}
     companies = _upsert_companies(session, org_id, {d for d in company_of.values() if d})
-    rows = [
+    rows: list[dict[str, object]] = [
         {
             "org_id": org_id,
             "email": email,

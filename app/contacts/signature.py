@@ -44,7 +44,7 @@ def _region(email: str) -> str | None:
 
 
 def signature_block(text: str) -> str:
-    """The signature of the newest reply in a plain-text body; the last lines when none is marked."""
+    """The signature of the newest reply in a plain-text body (its last lines if none is marked)."""
     try:
         replies = EmailReplyParser(languages=_LANGUAGES).read(text).replies
     except Exception:

@@ -18,7 +18,7 @@ def _read(user: User, aliases: list[str]) -> schemas.UserRead:
         id=user.id,
         email=user.email,
         name=user.name,
-        role=user.role,  # type: ignore[arg-type]
+        role=user.role,
         team_id=user.team_id,
         aliases=aliases,
         created_at=user.created_at,
@@ -81,7 +81,7 @@ def me(caller: CurrentUser) -> schemas.Me:
         id=caller.id,
         email=caller.email,
         name=caller.name,
-        role=caller.role,  # type: ignore[arg-type]
+        role=caller.role,
         team_id=caller.team_id,
         org_id=caller.org_id,
     )

@@ -30,7 +30,13 @@ def _email(value: str) -> str:
     return value
 
 
+_HOST_DEPENDENT_ZONES = frozenset({"localtime", "factory", "posixrules"})
+
+
 def _timezone(value: str) -> str:
+    lowered = value.lower()
+    if lowered in _HOST_DEPENDENT_ZONES or lowered.startswith(("posix/", "right/")):
+        raise ValueError(f"{value!r} is not an IANA time zone")
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as error:

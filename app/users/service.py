@@ -84,6 +84,13 @@ def _add_user(
     aliases: Sequence[str],
 ) -> User:
     _check_team(session, org_id, team_id)
+    taken = session.scalar(
+        select(UserAddress.email).where(
+            UserAddress.org_id == org_id, UserAddress.email.in_({email, *aliases})
+        )
+    )
+    if taken is not None:
+        raise Conflict(f"address already belongs to another user: {taken}")
     user = User(org_id=org_id, email=email, name=name, role=role, team_id=team_id)
     session.add(user)
     session.flush()

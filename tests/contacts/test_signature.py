@@ -15,7 +15,8 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "mime" / "talon"
     ("body", "email", "name", "phones", "title"),
     [
         (
-            "Hi,\n\nok.\n\nBest regards,\nJane Doe\nVP Sales | Northwind Ltd\nTel: +44 20 7946 0958\n",
+            "Hi,\n\nok.\n\nBest regards,\nJane Doe\nVP Sales | Northwind Ltd\n"
+            "Tel: +44 20 7946 0958\n",
             "jane@northwind.co.uk",
             "Jane Doe",
             ("+442079460958",),

@@ -1,0 +1,149 @@
+"""Architecture rules, read from the source with `ast`:
+
+- connectors/ never imports app/ (connectors are reusable and know nothing of the database);
+- in app/, only app/sync/ imports provider modules (connectors.imap, connectors.files, ...);
+  the rest of app/ may use the shared connectors.base and connectors.mail;
+- nothing in app/ commits a session except app/db.py, which owns the transaction rule.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APP, CONNECTORS = ROOT / "app", ROOT / "connectors"
+SHARED_CONNECTOR_MODULES = {"connectors", "connectors.base", "connectors.mail"}
+
+
+def sources(folder: Path) -> Iterator[tuple[Path, ast.Module]]:
+    for path in sorted(folder.rglob("*.py")):
+        yield path, ast.parse(path.read_text(), filename=str(path))
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported(path: Path, tree: ast.Module) -> Iterator[tuple[int, str]]:
+    """(line, absolute module) for every import anywhere in the file, functions included;
+    `from x import y` yields both x and x.y (y may be a module), and relative imports are
+    resolved. String imports through importlib count too."""
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            yield node.lineno, module
+            for alias in node.names:
+                yield node.lineno, f"{module}.{alias.name}"
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute | ast.Name)
+            and (getattr(node.func, "attr", None) or getattr(node.func, "id", None))
+            in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            yield node.lineno, node.args[0].value
+
+
+def within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def provider_modules() -> set[str]:
+    names = {module_name(p) for p in CONNECTORS.rglob("*.py")}
+    return names - SHARED_CONNECTOR_MODULES
+
+
+def test_the_walk_sees_the_code() -> None:
+    assert len(list(sources(APP))) > 20 and len(list(sources(CONNECTORS))) >= 4
+    assert {"connectors.imap", "connectors.files"} <= provider_modules()
+    registry = APP / "sync" / "registry.py"
+    found = {m for _, m in imported(registry, ast.parse(registry.read_text()))}
+    assert "connectors.imap" in found and "app.models" in found
+
+
+def test_connectors_never_import_the_app() -> None:
+    offending = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path, tree in sources(CONNECTORS)
+        for line, module in imported(path, tree)
+        if within(module, "app")
+    ]
+    assert not offending, "\n".join(offending)
+
+
+def test_only_app_sync_imports_provider_modules() -> None:
+    providers = provider_modules()
+    offending = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path, tree in sources(APP)
+        if not within(module_name(path), "app.sync")
+        for line, module in imported(path, tree)
+        if any(within(module, provider) for provider in providers)
+    ]
+    assert not offending, "\n".join(offending)
+
+
+def test_the_app_imports_connectors_only_through_their_public_modules() -> None:
+    """connectors.base and connectors.mail are shared; a provider's internals are not."""
+    known = provider_modules() | SHARED_CONNECTOR_MODULES
+    offending = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path, tree in sources(APP)
+        for line, module in imported(path, tree)
+        if within(module, "connectors")
+        and not any(module == k or module.rsplit(".", 1)[0] == k for k in known)
+    ]
+    assert not offending, "\n".join(offending)
+
+
+def test_no_one_but_app_db_commits() -> None:
+    """Whoever opens the session owns the commit: routes and jobs go through app.db."""
+    allowed = {APP / "db.py"}
+    offending = [
+        f"{path.relative_to(ROOT)}:{node.lineno} calls .{node.func.attr}()"
+        for path, tree in sources(APP)
+        if path not in allowed
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "commit"
+    ]
+    assert not offending, "\n".join(offending)
+
+
+def test_the_import_reader_resolves_every_form() -> None:
+    code = (
+        "import app.models\n"
+        "from ..sync import registry\n"
+        "from . import queries\n"
+        "from connectors import imap\n"
+        "def later():\n"
+        "    from connectors.files import MailFileConnector\n"
+        "    importlib.import_module('app.db')\n"
+    )
+    found = {m for _, m in imported(APP / "contacts" / "example.py", ast.parse(code))}
+    assert {
+        "app.models",
+        "app.sync.registry",
+        "app.contacts.queries",
+        "connectors.imap",
+        "connectors.files",
+        "app.db",
+    } <= found
