@@ -26,14 +26,13 @@ the connector never changes a flag.
 from __future__ import annotations
 
 import imaplib
-import json
 import logging
 import re
 import socket
 import ssl
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar, Literal
 
@@ -43,12 +42,20 @@ from imapclient.exceptions import CapabilityError, LoginError, ProtocolError
 from connectors.base import (
     AuthExpired,
     ConnectorError,
-    CursorExpired,
     Failure,
     FolderRole,
     Page,
     RemoteMessage,
 )
+from connectors.imap.cursor import (
+    FolderState,
+    Snapshot,
+    batched,
+    decode_cursor,
+    encode_cursor,
+    first_sight,
+)
+from connectors.imap.structure import calendar_method, text
 from connectors.mail import FETCHED_HEADERS, UnreadableMessage, parse_headers
 
 log = logging.getLogger(__name__)
@@ -73,119 +80,13 @@ _PARSE_ERRORS = (ProtocolError, ValueError, IndexError)
 _BYTES_REPR = re.compile(r"""^b(['"])(.*)\1$""", re.DOTALL)
 
 
-@dataclass(slots=True)
-class FolderState:
-    uidvalidity: int
-    last_uid: int  # the incremental boundary: UIDs above it are new since the last pass
-    backfill_below: int | None  # backfill reads UIDs below this; None once it is done
-    modseq: int | None  # HIGHESTMODSEQ when the last incremental pass finished, if known
-
-
 @dataclass(frozen=True, slots=True)
 class _Folder:
     name: str
     role: FolderRole
 
 
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    """What STATUS or SELECT reports about a folder."""
-
-    uidvalidity: int
-    uidnext: int
-    modseq: int | None
-
-
-def decode_cursor(cursor: str | None) -> dict[str, FolderState]:
-    """The per-folder states in a cursor; CursorExpired when it is not one of ours."""
-    if not cursor:
-        return {}
-    try:
-        raw = json.loads(cursor)
-        if not isinstance(raw, dict):
-            raise ValueError("not an object")
-        return {str(name): _folder_state(entry) for name, entry in raw.items()}
-    except (ValueError, TypeError, KeyError) as error:
-        raise CursorExpired(f"unreadable IMAP cursor ({error}); starting afresh") from error
-
-
-def _folder_state(entry: Any) -> FolderState:
-    return FolderState(
-        uidvalidity=_number(entry, "uidvalidity"),
-        last_uid=_number(entry, "last_uid"),
-        backfill_below=None
-        if entry["backfill_below"] is None
-        else _number(entry, "backfill_below"),
-        modseq=None if entry["modseq"] is None else _number(entry, "modseq"),
-    )
-
-
-def _number(entry: Any, key: str) -> int:
-    value = entry[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"bad {key}: {value!r}")
-    return value
-
-
-def encode_cursor(states: Mapping[str, FolderState]) -> str:
-    return json.dumps({name: asdict(state) for name, state in sorted(states.items())})
-
-
-def _first_sight(snapshot: _Snapshot) -> FolderState:
-    """A folder seen for the first time, or again after a UIDVALIDITY change."""
-    last_uid = max(snapshot.uidnext - 1, 0)
-    return FolderState(snapshot.uidvalidity, last_uid, backfill_below=last_uid + 1, modseq=None)
-
-
-def _batched(uids: Iterable[int], size: int) -> Iterator[tuple[list[int], bool]]:
-    """Batches of `size` UIDs, each with whether it is the last; looks one batch ahead."""
-    held: list[int] | None = None
-    current: list[int] = []
-    for uid in uids:
-        current.append(uid)
-        if len(current) == size:
-            if held is not None:
-                yield held, False
-            held, current = current, []
-    if held is not None:
-        yield held, not current
-    if current:
-        yield current, True
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("ascii", "replace")
-    return value if isinstance(value, str) else ""
-
-
-def calendar_method(structure: object) -> str | None:
-    """METHOD of the first text/calendar part in an imapclient BODYSTRUCTURE (BodyData).
-
-    A multipart's first element is the list of its parts; a leaf is (type, subtype, params, …)
-    with params a flat (name, value, name, value…) tuple. Attached messages (message/rfc822)
-    are not entered: an invitation forwarded to the owner is not an invitation of theirs.
-    """
-    if not isinstance(structure, tuple | list) or len(structure) < 1:
-        return None
-    if isinstance(structure[0], list):
-        for part in structure[0]:
-            method = calendar_method(part)
-            if method:
-                return method
-        return None
-    if len(structure) < 3:
-        return None
-    if (_text(structure[0]).lower(), _text(structure[1]).lower()) != ("text", "calendar"):
-        return None
-    params = structure[2] if isinstance(structure[2], tuple | list) else ()
-    for name, value in zip(params[::2], params[1::2], strict=False):
-        if _text(name).lower() == "method" and _text(value).strip():
-            return _text(value).strip().upper()
-    return None
-
-
-def _server_text(error: BaseException) -> str:
+def _servertext(error: BaseException) -> str:
     """An exception's text without the b'…' wrapping imaplib leaves around server responses."""
     if error.args and isinstance(error.args[0], bytes):
         return error.args[0].decode("utf-8", "replace")
@@ -285,7 +186,7 @@ class ImapConnector:
 
     def _translate(self, error: BaseException) -> ConnectorError:
         where = f"{self.host}:{self.port}"
-        text = _server_text(error)
+        text = _servertext(error)
         if self._password:
             text = text.replace(self._password, "***")
         if isinstance(error, LoginError):
@@ -362,7 +263,7 @@ class _Pull:
 
     def _folders(self) -> list[_Folder]:
         listing = {
-            str(name): {_text(flag).lower() for flag in flags}
+            str(name): {text(flag).lower() for flag in flags}
             for flags, _delimiter, name in self.client.list_folders()
         }
         by_lower = {name.lower(): name for name in listing}
@@ -403,7 +304,7 @@ class _Pull:
         status = self._status(folder.name)
         if state is None or state.uidvalidity != status.uidvalidity:
             # Nothing to read above the new boundary yet; the backfill reads what lies below.
-            self.states[folder.name] = _first_sight(status)
+            self.states[folder.name] = first_sight(status)
             return
         if status.uidnext <= state.last_uid + 1 or (
             state.modseq is not None and status.modseq == state.modseq
@@ -411,10 +312,10 @@ class _Pull:
             return  # no UID above last_uid can exist: skip the SELECT
         selected = self._select(folder.name)
         if selected.uidvalidity != state.uidvalidity:  # changed between STATUS and SELECT
-            self.states[folder.name] = _first_sight(selected)
+            self.states[folder.name] = first_sight(selected)
             return
         top = selected.uidnext - 1
-        for batch, last in _batched(
+        for batch, last in batched(
             self._search(state.last_uid + 1, top), self.connector.batch_size
         ):
             messages, failures = self._fetch(folder, selected.uidvalidity, batch)
@@ -428,7 +329,7 @@ class _Pull:
         self._finish_incremental(state, selected)
 
     @staticmethod
-    def _finish_incremental(state: FolderState, selected: _Snapshot) -> None:
+    def _finish_incremental(state: FolderState, selected: Snapshot) -> None:
         # The whole range below SELECT's UIDNEXT was searched, gaps (expunged UIDs) included.
         state.last_uid = max(state.last_uid, selected.uidnext - 1)
         state.modseq = selected.modseq
@@ -439,10 +340,10 @@ class _Pull:
             return
         selected = self._select(folder.name)
         if selected.uidvalidity != state.uidvalidity:  # changed since the incremental pass
-            state = self.states[folder.name] = _first_sight(selected)
+            state = self.states[folder.name] = first_sight(selected)
         assert state.backfill_below is not None
         uids = self._search(1, state.backfill_below - 1, since=self.since_day, newest=True)
-        for batch, last in _batched(uids, self.connector.batch_size):
+        for batch, last in batched(uids, self.connector.batch_size):
             messages, failures = self._fetch(folder, selected.uidvalidity, batch)
             state.backfill_below = None if last else min(batch)
             yield self._page(messages, failures)
@@ -450,7 +351,7 @@ class _Pull:
 
     # -- IMAP commands -------------------------------------------------------------------------
 
-    def _status(self, folder: str) -> _Snapshot:
+    def _status(self, folder: str) -> Snapshot:
         """STATUS: the cheap look at a folder, without selecting it."""
         what = ["UIDVALIDITY", "UIDNEXT", *(["HIGHESTMODSEQ"] if self.condstore else [])]
         info = self.client.folder_status(folder, what)
@@ -458,7 +359,7 @@ class _Pull:
             return self._select(folder)  # only a selected folder lets us work UIDNEXT out
         return self._snapshot(info)
 
-    def _select(self, folder: str) -> _Snapshot:
+    def _select(self, folder: str) -> Snapshot:
         info = dict(self.client.select_folder(folder, readonly=True))  # EXAMINE
         if not isinstance(info.get(b"UIDNEXT"), int):
             # RFC 3501 requires UIDNEXT but a few servers omit it: one past the highest UID
@@ -466,9 +367,9 @@ class _Pull:
             info[b"UIDNEXT"] = max(highest, default=0) + 1
         return self._snapshot(info)
 
-    def _snapshot(self, info: Mapping[bytes, Any]) -> _Snapshot:
+    def _snapshot(self, info: Mapping[bytes, Any]) -> Snapshot:
         modseq = info.get(b"HIGHESTMODSEQ")
-        return _Snapshot(
+        return Snapshot(
             uidvalidity=int(info.get(b"UIDVALIDITY") or 0),
             uidnext=int(info[b"UIDNEXT"]),
             modseq=modseq if isinstance(modseq, int) and self.condstore else None,
@@ -543,7 +444,7 @@ class _Pull:
     def _message(
         self, data: Mapping[bytes, Any], source_id: str, role: FolderRole
     ) -> RemoteMessage | None:
-        if any(_text(flag).lower() == "\\draft" for flag in data.get(b"FLAGS") or ()):
+        if any(text(flag).lower() == "\\draft" for flag in data.get(b"FLAGS") or ()):
             return None  # an unsent draft, wherever it is filed
         headers = _item(data, b"BODY[HEADER.FIELDS")
         if headers is None:
