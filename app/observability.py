@@ -62,8 +62,11 @@ def install(app: FastAPI) -> None:
     ) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
+        # the route template, not the URL, keeps the label set small; routers included under a
+        # prefix report their path without it, so it is put back
+        route = getattr(request.scope.get("route"), "path", None)
+        prefix = "/api/v1" if request.url.path.startswith("/api/v1/") else ""
+        path = prefix + route if route else "unmatched"
         HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
         HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
         return response
