@@ -23,17 +23,9 @@ Port = Annotated[int, typer.Option(help="port to listen on")]
 
 
 def migrate_database() -> None:
-    from alembic import command
-    from alembic.config import Config
+    from app.db import get_database, upgrade
 
-    import migrations
-    from app.db import get_database
-
-    config = Config()  # the migrations ship inside the package, so this works when installed
-    config.set_main_option("script_location", str(Path(migrations.__file__).resolve().parent))
-    with get_database().engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    upgrade(get_database())
 
 
 def _announce_embedded() -> None:

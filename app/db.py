@@ -100,3 +100,22 @@ def insert_ignore(
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     rows = sorted(rows, key=lambda r: tuple(str(r[c]) for c in conflict))
     session.execute(insert(table).on_conflict_do_nothing(index_elements=conflict), rows)
+
+
+def upgrade(database: Database) -> None:
+    """Apply every migration (`alembic upgrade head`) to this database.
+
+    The migrations ship inside the package, so this works from a checkout and when installed.
+    """
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+
+    import migrations
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).resolve().parent))
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

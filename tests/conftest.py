@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from app.db import Base, Database, set_database  # noqa: E402
+from app.db import Base, Database, set_database, upgrade  # noqa: E402
 from tests.services import require_service  # noqa: E402
 
 pytest_plugins = ["tests.fixtures.dovecot"]
@@ -31,14 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def migrate(database: Database) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    upgrade(database)
 
 
 @pytest.fixture(scope="session")
