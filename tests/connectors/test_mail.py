@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.base import Address
-from connectors.mail import UnreadableMessage, parse_full, parse_headers, text_body
+from connectors.mail import (
+    UnreadableMessage,
+    parse_addresses,
+    parse_full,
+    parse_headers,
+    text_body,
+)
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -221,3 +227,40 @@ def test_any_header_block_parses_or_is_unreadable(names: list[str], values: list
         assert address.email == address.email.lower().strip()
         assert "@" in address.email and " " not in address.email
     assert parsed.date is None or parsed.date.tzinfo is UTC
+
+
+_NAME = st.one_of(
+    st.just(""),
+    st.text(alphabet="abcdefghij XYZ.éü-'", min_size=1, max_size=12),
+    st.sampled_from(['"Doe, John"', "=?utf-8?q?J=C3=BCrgen?=", '"O\'Neil"', "Ana (sales)"]),
+)
+_ADDRESS = st.from_regex(
+    r"[a-zA-Z0-9._+-]{1,8}@[a-z0-9-]{1,8}\.(example|co\.uk|com)", fullmatch=True
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(_NAME, _ADDRESS, st.booleans()), min_size=1, max_size=5))
+def test_the_fast_address_path_agrees_with_the_stdlib_parser(
+    people: list[tuple[str, str, bool]],
+) -> None:
+    value = ", ".join(
+        f"{name} <{address}>" if name or angle else address for name, address, angle in people
+    )
+    assert parse_addresses([value]) == parse_addresses([value], fast=False)
+
+
+def test_the_fast_address_path_agrees_on_every_corpus_header() -> None:
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+
+    checked = 0
+    for path in CORPUS + sorted((DATA / "enron").rglob("*.mbox")):
+        text = path.read_bytes()
+        for chunk in text.split(b"\nFrom ") if path.suffix == ".mbox" else [text]:
+            msg = BytesHeaderParser(policy=compat32).parsebytes(chunk)
+            for name in ("From", "To", "Cc", "Bcc"):
+                values = [str(v) for v in msg.get_all(name, [])]
+                assert parse_addresses(values) == parse_addresses(values, fast=False), values
+                checked += 1
+    assert checked > 2000
