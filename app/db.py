@@ -45,7 +45,15 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # No server-side prepared statements: their generic plans ignore the values of the
+    # IN (...) look-ups ingest makes, and batched inserts vary in size so they rarely repeat.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        connect_args={"prepare_threshold": None},
+    )
 
 
 class Database:
@@ -86,20 +94,30 @@ session_scope = contextmanager(get_session)  # the same rule, for jobs and the C
 
 
 def insert_ignore(
-    session: Session, table: Any, rows: list[dict[str, Any]], conflict: list[str]
-) -> None:
-    """INSERT … ON CONFLICT DO NOTHING, batched, on SQLite and PostgreSQL alike.
+    session: Session,
+    table: Any,
+    rows: list[dict[str, Any]],
+    conflict: list[str],
+    *,
+    returning: tuple[Any, ...] = (),
+) -> list[Any]:
+    """INSERT … ON CONFLICT DO NOTHING, batched, on SQLite and PostgreSQL alike; with
+    `returning`, the given columns of the rows actually inserted (not of the conflicting ones).
 
     Rows are sorted on the conflict columns so concurrent writers lock in the same order.
     """
     if not rows:
-        return
+        return []
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     rows = sorted(rows, key=lambda r: tuple(str(r[c]) for c in conflict))
-    session.execute(insert(table).on_conflict_do_nothing(index_elements=conflict), rows)
+    statement = insert(table).on_conflict_do_nothing(index_elements=conflict)
+    if not returning:
+        session.execute(statement, rows)
+        return []
+    return list(session.execute(statement.returning(*returning), rows).all())
 
 
 def upgrade(database: Database) -> None:

@@ -201,49 +201,73 @@ def _read_signatures(session: Session, org_id: int, batch: _Batch) -> None:
             batch.sightings[email].signature = extract(text, sender_email=email, sender_name=name)
 
 
+def _message_ids(session: Session, org_id: int, batch: _Batch) -> dict[str, int]:
+    """key hash -> message id: the ones inserted now come back from RETURNING, only the ones
+    another mailbox stored before are selected."""
+    table = Message.__table__
+    inserted = insert_ignore(
+        session,
+        table,
+        list(batch.messages.values()),
+        ["org_id", "key_hash"],
+        returning=(table.c.key_hash, table.c.id),
+    )
+    found: dict[str, int] = {key: pk for key, pk in inserted}
+    known = [key for key in batch.messages if key not in found]
+    if known:
+        query = select(Message.key_hash, Message.id).where(
+            Message.org_id == org_id, Message.key_hash.in_(known)
+        )
+        found.update({key: pk for key, pk in session.execute(query)})
+    return found
+
+
+def _write_activities(
+    session: Session, org_id: int, batch: _Batch, message_pk: dict[str, int]
+) -> tuple[dict[ActivityKey, int], int]:
+    """Activity ids for every key of the batch, and how many were new."""
+    table = Activity.__table__
+    rows = [{**row, "message_pk": message_pk[key[0]]} for key, row in batch.activities.items()]
+    inserted = insert_ignore(
+        session,
+        table,
+        rows,
+        ["org_id", "source_key", "user_id", "type"],
+        returning=(table.c.source_key, table.c.user_id, table.c.type, table.c.id),
+    )
+    ids: dict[ActivityKey, int] = {(key, user, kind): pk for key, user, kind, pk in inserted}
+    known = {key[0] for key in batch.activities if key not in ids}
+    if known:
+        ids.update(_activity_ids(session, org_id, known))
+    return ids, len(inserted)
+
+
 def _write(session: Session, connection: Connection, batch: _Batch) -> int:
     org_id = connection.org_id
-    insert_ignore(session, Message.__table__, list(batch.messages.values()), ["org_id", "key_hash"])
-    message_pk = dict(
-        session.execute(
-            select(Message.key_hash, Message.id).where(
-                Message.org_id == org_id, Message.key_hash.in_(batch.messages)
-            )
-        ).all()
-    )
-    insert_ignore(
-        session,
-        Observation.__table__,
-        [
-            {
-                "connection_id": connection.id,
-                "source_id": o["source_id"],
-                "status": o["status"],
-                "reason": o["reason"],
-                "message_pk": message_pk.get(str(o["digest"])),
-            }
-            for o in batch.observations
-        ],
-        ["connection_id", "source_id"],
-    )
+    message_pk = _message_ids(session, org_id, batch)
+    observations = [
+        {
+            "connection_id": connection.id,
+            "source_id": o["source_id"],
+            "status": o["status"],
+            "reason": o["reason"],
+            "message_pk": message_pk.get(str(o["digest"])),
+        }
+        for o in batch.observations
+    ]
+    insert_ignore(session, Observation.__table__, observations, ["connection_id", "source_id"])
     if not batch.activities:
         return 0
     contact_ids = contacts.upsert_contacts(session, org_id, batch.sightings.values())
-    before = _activity_ids(session, org_id, set(batch.messages))
-    rows = [{**row, "message_pk": message_pk[str(key[0])]} for key, row in batch.activities.items()]
-    insert_ignore(session, Activity.__table__, rows, ["org_id", "source_key", "user_id", "type"])
-    after = _activity_ids(session, org_id, set(batch.messages))
+    ids, created = _write_activities(session, org_id, batch, message_pk)
     links = [
-        {"activity_id": after[key], "contact_id": contact_ids[email]}
+        {"activity_id": ids[key], "contact_id": contact_ids[email]}
         for key, emails in batch.links.items()
         for email in emails
         if email in contact_ids
     ]
     insert_ignore(session, ActivityContact.__table__, links, ["activity_id", "contact_id"])
-    for (
-        digest,
-        when,
-    ) in batch.undated.items():  # no Date: the earliest copy's date wins, in any order
+    for digest, when in batch.undated.items():  # no Date: the earliest copy's date wins
         session.execute(
             update(Activity)
             .where(
@@ -253,7 +277,7 @@ def _write(session: Session, connection: Connection, batch: _Batch) -> int:
             )
             .values(occurred_at=when)
         )
-    return len(set(after) - set(before))
+    return created
 
 
 def _activity_ids(session: Session, org_id: int, digests: set[str]) -> dict[ActivityKey, int]:

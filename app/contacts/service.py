@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from app.contacts import identity
 from app.contacts.signature import SignatureFields
 from app.db import insert_ignore
 from app.models import Company, Contact
+
+CONTACTS = cast(Table, Contact.__table__)
 
 
 @dataclass
@@ -53,6 +56,9 @@ def upsert_contacts(session: Session, org_id: int, sightings: Iterable[Sighting]
         return {}
     company_of = {e: identity.company_domain(e) for e in by_email}
     companies = _upsert_companies(session, org_id, {d for d in company_of.values() if d})
+    table = CONTACTS
+    existing = _contact_rows(session, org_id, by_email)
+    ids = {row.email: row.id for row in existing}
     rows: list[dict[str, object]] = [
         {
             "org_id": org_id,
@@ -61,43 +67,76 @@ def upsert_contacts(session: Session, org_id: int, sightings: Iterable[Sighting]
             "company_id": companies.get(company_of[email] or ""),
             "first_seen_at": s.first,
             "last_interaction_at": s.last,
-            "phones": [],
+            "phones": list(s.signature.phones) if s.signature else [],
+            "title": s.signature.title if s.signature else None,
             "edited_fields": [],
         }
         for email, s in by_email.items()
+        if email not in ids
     ]
-    insert_ignore(session, Contact.__table__, rows, ["org_id", "email"])
-    existing = session.scalars(
-        select(Contact).where(Contact.org_id == org_id, Contact.email.in_(by_email))
-    ).all()
-    for contact in existing:
-        _refresh(contact, by_email[contact.email], companies.get(company_of[contact.email] or ""))
-    return {c.email: c.id for c in existing}
+    inserted = insert_ignore(
+        session, table, rows, ["org_id", "email"], returning=(table.c.email, table.c.id)
+    )
+    ids.update({email: contact_id for email, contact_id in inserted})
+    raced = [e for e in by_email if e not in ids]  # created meanwhile by another writer
+    if raced:
+        existing = [*existing, *_contact_rows(session, org_id, raced)]
+        ids.update({row.email: row.id for row in existing})
+    changes: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for row in existing:
+        change = contact_changes(
+            row, by_email[row.email], companies.get(company_of[row.email] or "")
+        )
+        if change:
+            changes.setdefault(tuple(sorted(change)), []).append(
+                {"contact_pk": row.id, **{f"new_{k}": v for k, v in change.items()}}
+            )
+    for fields, batch in changes.items():  # one executemany per set of changed fields
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("contact_pk"))
+            .values({f: bindparam(f"new_{f}") for f in fields})
+        )
+        session.connection().execute(statement, batch)
+    return ids
 
 
-def _refresh(contact: Contact, seen: Sighting, company_id: int | None) -> None:
-    if "name" not in contact.edited_fields:
-        name = identity.better_name(contact.name, seen.name)
-        if name != contact.name:
-            contact.name = name
-    if seen.first and (contact.first_seen_at is None or seen.first < contact.first_seen_at):
-        contact.first_seen_at = seen.first
-    if seen.last and (
-        contact.last_interaction_at is None or seen.last > contact.last_interaction_at
-    ):
-        contact.last_interaction_at = seen.last
-    if (
-        contact.company_id is None
-        and company_id is not None
-        and "company_id" not in contact.edited_fields
-    ):
-        contact.company_id = company_id
+def _contact_rows(session: Session, org_id: int, emails: Iterable[str]) -> list[Any]:
+    table = CONTACTS
+    columns = (
+        table.c.id,
+        table.c.email,
+        table.c.name,
+        table.c.company_id,
+        table.c.first_seen_at,
+        table.c.last_interaction_at,
+        table.c.phones,
+        table.c.title,
+        table.c.edited_fields,
+    )
+    query = select(*columns).where(table.c.org_id == org_id, table.c.email.in_(list(emails)))
+    return list(session.execute(query).all())
+
+
+def contact_changes(row: Any, seen: Sighting, company_id: int | None) -> dict[str, object]:
+    """What a sighting changes on a stored contact: a better name, wider interaction times, an
+    empty company, phone or title filled. Never a field a person set."""
+    edited = set(row.edited_fields or ())
+    change: dict[str, object] = {}
+    if "name" not in edited and (name := identity.better_name(row.name, seen.name)) != row.name:
+        change["name"] = name
+    if seen.first and (row.first_seen_at is None or seen.first < row.first_seen_at):
+        change["first_seen_at"] = seen.first
+    if seen.last and (row.last_interaction_at is None or seen.last > row.last_interaction_at):
+        change["last_interaction_at"] = seen.last
+    if row.company_id is None and company_id is not None and "company_id" not in edited:
+        change["company_id"] = company_id
     if seen.signature is not None:
-        # signatures fill empty fields only, and never what a person set
-        if not contact.phones and seen.signature.phones and "phones" not in contact.edited_fields:
-            contact.phones = list(seen.signature.phones)
-        if not contact.title and seen.signature.title and "title" not in contact.edited_fields:
-            contact.title = seen.signature.title
+        if not row.phones and seen.signature.phones and "phones" not in edited:
+            change["phones"] = list(seen.signature.phones)
+        if not row.title and seen.signature.title and "title" not in edited:
+            change["title"] = seen.signature.title
+    return change
 
 
 def contacts_missing_details(session: Session, org_id: int, emails: Iterable[str]) -> set[str]:
