@@ -154,3 +154,41 @@ def test_each_due_connection_is_claimed_by_one_worker_only(world: World) -> None
     claimed = [lease.connection_id for lease in first + second]
     assert sorted(claimed) == sorted(world.connections.values())
     assert third == []
+
+
+def test_concurrent_workers_never_claim_the_same_connection(database: Database) -> None:
+    """Eight threads, each its own session, claim from the same pool of due connections."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import update
+
+    world = make_world()
+    with session_scope() as session:
+        extra = [
+            Connection(
+                org_id=world.org_id,
+                user_id=world.users["ana"],
+                provider="imap",
+                config={},
+                cursors={},
+            )
+            for _ in range(57)
+        ]
+        session.add_all(extra)
+    with session_scope() as session:
+        session.execute(update(Connection).values(next_sync_at=utcnow()))
+        total = session.scalar(select(func.count()).select_from(Connection))
+
+    def claim_all(worker: int) -> list[int]:
+        claimed: list[int] = []
+        while True:
+            with session_scope() as session:
+                leases = connections.claim_due(session, owner=f"w{worker}", limit=3, now=utcnow())
+            if not leases:
+                return claimed
+            claimed += [lease.connection_id for lease in leases]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(claim_all, range(8)))
+    everything = [connection_id for claimed in results for connection_id in claimed]
+    assert len(everything) == len(set(everything)) == total
