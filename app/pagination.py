@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
@@ -49,6 +49,21 @@ def decode_cursor(cursor: str | None, read: Callable[[list[Any]], C]) -> C | Non
         return read(values)
     except (ValueError, TypeError, IndexError, OverflowError, UnicodeDecodeError) as error:
         raise BadRequest("invalid cursor") from error
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+Identified = TypeVar("Identified", bound=_HasId)
+
+
+def page_by_id(items: list[Identified], limit: int) -> Page[Identified]:
+    """A page from up to `limit + 1` items ordered by id: the extra one only says there is more."""
+    shown = items[:limit]
+    more = len(items) > limit
+    return Page(items=shown, next_cursor=encode_cursor([shown[-1].id]) if more else None)
 
 
 def read_id(values: list[Any]) -> int:

@@ -10,14 +10,7 @@ from pydantic import ValidationError
 from app.connections import schemas, service
 from app.deps import CurrentUser, SessionDep
 from app.errors import BadRequest, Unprocessable
-from app.pagination import (
-    Page,
-    PageParams,
-    decode_cursor,
-    encode_cursor,
-    page_params,
-    read_id,
-)
+from app.pagination import Page, PageParams, decode_cursor, page_by_id, page_params, read_id
 
 router = APIRouter(tags=["connections"])
 
@@ -71,9 +64,7 @@ def list_connections(
         after=decode_cursor(paging.cursor, read_id),
         limit=paging.limit + 1,
     )
-    items = [schemas.ConnectionRead.of(c) for c in rows[: paging.limit]]
-    more = len(rows) > paging.limit
-    return Page(items=items, next_cursor=encode_cursor([items[-1].id]) if more else None)
+    return page_by_id([schemas.ConnectionRead.of(c) for c in rows], paging.limit)
 
 
 @router.get("/connections/{connection_id}", summary="One connection: status, last sync, counts")

@@ -10,7 +10,7 @@ from app.contacts import queries, schemas
 from app.deps import CurrentUser, SessionDep
 from app.errors import NotFound
 from app.models import Company, Contact
-from app.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params, read_id
+from app.pagination import Page, PageParams, decode_cursor, page_by_id, page_params, read_id
 
 router = APIRouter(tags=["contacts and companies"])
 
@@ -57,9 +57,7 @@ def list_contacts(
         after=decode_cursor(paging.cursor, read_id),
         limit=paging.limit + 1,
     )
-    items = [_contact(c) for c in rows[: paging.limit]]
-    more = len(rows) > paging.limit
-    return Page(items=items, next_cursor=encode_cursor([items[-1].id]) if more else None)
+    return page_by_id([_contact(c) for c in rows], paging.limit)
 
 
 @router.get("/contacts/{contact_id}", summary="One contact")
@@ -94,9 +92,7 @@ def list_companies(
         after=decode_cursor(paging.cursor, read_id),
         limit=paging.limit + 1,
     )
-    items = [_company(r) for r in rows[: paging.limit]]
-    more = len(rows) > paging.limit
-    return Page(items=items, next_cursor=encode_cursor([items[-1].id]) if more else None)
+    return page_by_id([_company(r) for r in rows], paging.limit)
 
 
 @router.get("/companies/{company_id}", summary="One company")

@@ -21,7 +21,7 @@ from app.access import (
 )
 from app.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from app.models import Activity, ActivityContact, Organization, Quota, Role, User
-from app.pagination import Page, PageParams, decode_cursor, encode_cursor, read_id
+from app.pagination import Page, PageParams, decode_cursor, page_by_id, read_id
 from app.quotas import rollup, schemas
 from app.quotas.periods import Calendar, PeriodUnit
 from app.quotas.rollup import METRICS, Bounds, Metric, MetricDef
@@ -216,9 +216,7 @@ def list_quotas(
     if after is not None:
         query = query.where(Quota.id > after)
     rows = session.scalars(query.order_by(Quota.id).limit(page.limit + 1)).all()
-    items = [schemas.QuotaRead.model_validate(q) for q in rows[: page.limit]]
-    more = len(rows) > page.limit
-    return Page(items=items, next_cursor=encode_cursor([items[-1].id]) if more else None)
+    return page_by_id([schemas.QuotaRead.model_validate(q) for q in rows], page.limit)
 
 
 def get_quota(session: Session, caller: User, quota_id: int) -> Quota:
