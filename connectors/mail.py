@@ -184,6 +184,12 @@ def parse_date(value: str) -> datetime | None:
         return None
 
 
+def _content_type(value: str) -> str:
+    """The MIME type without parameters; text/plain when missing or malformed (RFC 2045)."""
+    kind = value.split(";", 1)[0].strip().lower()
+    return kind if kind.count("/") == 1 and " " not in kind else "text/plain"
+
+
 def _calendar_method(msg: Message) -> str | None:
     """The METHOD of an iMIP part (RFC 6047 puts it in the Content-Type), walking the MIME tree."""
     for part in msg.walk():
@@ -222,10 +228,7 @@ def _from_parsed(
 
     senders = parse_addresses(all_values("from")) or parse_addresses(all_values("sender"))
     date_header = _unfold(header("date"))
-    try:
-        content_type = msg.get_content_type()
-    except Exception:
-        content_type = "text/plain"
+    content_type = _content_type(header("content-type"))
     return RemoteMessage(
         source_id=source_id,
         folder_role=folder_role,

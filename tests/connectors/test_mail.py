@@ -264,3 +264,18 @@ def test_the_fast_address_path_agrees_on_every_corpus_header() -> None:
                 assert parse_addresses(values) == parse_addresses(values, fast=False), values
                 checked += 1
     assert checked > 2000
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("multipart/report; report-type=delivery-status", "multipart/report"),
+        ("Multipart/Mixed;\r\n boundary=x", "multipart/mixed"),
+        ("text", "text/plain"),
+        ("", "text/plain"),
+        ("bogus/ type/x", "text/plain"),
+    ],
+)
+def test_the_top_level_content_type(value: str, expected: str) -> None:
+    raw = headers(f"From: a@x.example\nContent-Type: {value}" if value else "From: a@x.example")
+    assert parse_headers(raw, source_id="s", folder_role="inbox").content_type == expected
