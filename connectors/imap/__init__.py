@@ -32,7 +32,6 @@ import socket
 import ssl
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar, Literal
 
@@ -55,6 +54,7 @@ from connectors.imap.cursor import (
     encode_cursor,
     first_sight,
 )
+from connectors.imap.folders import Folder, choose_folders
 from connectors.imap.structure import calendar_method, text
 from connectors.mail import FETCHED_HEADERS, UnreadableMessage, parse_headers
 
@@ -62,14 +62,6 @@ log = logging.getLogger(__name__)
 
 Security = Literal["ssl", "starttls", "none"]
 
-# Without SPECIAL-USE, the names servers and clients commonly give the sent folder, in order.
-SENT_FALLBACKS = ("Sent", "Sent Items", "Sent Messages", "[Gmail]/Sent Mail", "INBOX.Sent")
-# Never read, even when configured: drafts are not sent mail, junk and trash are not activity.
-_SKIPPED_FLAGS = frozenset({"\\drafts", "\\junk", "\\trash"})
-_SKIPPED_NAMES = frozenset(
-    {"drafts", "trash", "junk", "spam", "deleted items", "deleted messages", "junk e-mail"}
-)
-_UNSELECTABLE_FLAGS = frozenset({"\\noselect", "\\nonexistent"})
 # imaplib refuses any response line over 1,000,000 bytes, and one SEARCH answer is one line:
 # 50,000 UIDs of up to 10 digits stay well under it however large the mailbox.
 _SEARCH_WINDOW = 50_000
@@ -80,13 +72,7 @@ _PARSE_ERRORS = (ProtocolError, ValueError, IndexError)
 _BYTES_REPR = re.compile(r"""^b(['"])(.*)\1$""", re.DOTALL)
 
 
-@dataclass(frozen=True, slots=True)
-class _Folder:
-    name: str
-    role: FolderRole
-
-
-def _servertext(error: BaseException) -> str:
+def _server_text(error: BaseException) -> str:
     """An exception's text without the b'…' wrapping imaplib leaves around server responses."""
     if error.args and isinstance(error.args[0], bytes):
         return error.args[0].decode("utf-8", "replace")
@@ -186,7 +172,7 @@ class ImapConnector:
 
     def _translate(self, error: BaseException) -> ConnectorError:
         where = f"{self.host}:{self.port}"
-        text = _servertext(error)
+        text = _server_text(error)
         if self._password:
             text = text.replace(self._password, "***")
         if isinstance(error, LoginError):
@@ -261,37 +247,12 @@ class _Pull:
 
     # -- folders -------------------------------------------------------------------------------
 
-    def _folders(self) -> list[_Folder]:
+    def _folders(self) -> list[Folder]:
         listing = {
             str(name): {text(flag).lower() for flag in flags}
             for flags, _delimiter, name in self.client.list_folders()
         }
-        by_lower = {name.lower(): name for name in listing}
-        inbox = by_lower.get("inbox", "INBOX")
-        sent = self._sent_folder(listing, by_lower)
-        wanted = self.connector.folders or [inbox, *([sent] if sent else [])]
-        folders: list[_Folder] = []
-        # configured names match case-insensitively ("inbox" is INBOX); each folder once
-        for name in dict.fromkeys(by_lower.get(n.lower(), n) for n in wanted):
-            flags = listing.get(name)
-            if flags is None or flags & _UNSELECTABLE_FLAGS:
-                log.warning("IMAP folder %r does not exist on %s; skipped", name, self._host)
-            elif flags & _SKIPPED_FLAGS or _looks_skipped(name):
-                log.info("IMAP folder %r is drafts, junk or trash; never read", name)
-            else:
-                role: FolderRole = "inbox" if name == inbox else "sent" if name == sent else "other"
-                folders.append(_Folder(name, role))
-        return folders
-
-    @staticmethod
-    def _sent_folder(listing: Mapping[str, set[str]], by_lower: Mapping[str, str]) -> str | None:
-        for name, flags in listing.items():
-            if "\\sent" in flags:
-                return name
-        for candidate in SENT_FALLBACKS:
-            if candidate.lower() in by_lower:
-                return by_lower[candidate.lower()]
-        return None
+        return choose_folders(listing, self.connector.folders, host=self._host)
 
     @property
     def _host(self) -> str:
@@ -299,7 +260,7 @@ class _Pull:
 
     # -- the two passes ------------------------------------------------------------------------
 
-    def _incremental(self, folder: _Folder) -> Iterator[Page]:
+    def _incremental(self, folder: Folder) -> Iterator[Page]:
         state = self.states.get(folder.name)
         status = self._status(folder.name)
         if state is None or state.uidvalidity != status.uidvalidity:
@@ -334,7 +295,7 @@ class _Pull:
         state.last_uid = max(state.last_uid, selected.uidnext - 1)
         state.modseq = selected.modseq
 
-    def _backfill(self, folder: _Folder) -> Iterator[Page]:
+    def _backfill(self, folder: Folder) -> Iterator[Page]:
         state = self.states.get(folder.name)
         if state is None or state.backfill_below is None:
             return
@@ -393,7 +354,7 @@ class _Pull:
             yield from reversed(found) if newest else found
 
     def _fetch(
-        self, folder: _Folder, uidvalidity: int, uids: list[int]
+        self, folder: Folder, uidvalidity: int, uids: list[int]
     ) -> tuple[list[RemoteMessage], list[Failure]]:
         responses, failures = self._fetch_responses(folder, uidvalidity, uids)
         messages: list[RemoteMessage] = []
@@ -412,7 +373,7 @@ class _Pull:
         return messages, failures
 
     def _fetch_responses(
-        self, folder: _Folder, uidvalidity: int, uids: list[int]
+        self, folder: Folder, uidvalidity: int, uids: list[int]
     ) -> tuple[dict[int, Any], list[Failure]]:
         """FETCH a batch; if imapclient cannot parse the answer, one UID at a time.
 
@@ -477,9 +438,3 @@ def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
-
-
-def _looks_skipped(name: str) -> bool:
-    """Drafts, junk or trash by name, for servers without SPECIAL-USE flags."""
-    lowered = name.lower()
-    return lowered in _SKIPPED_NAMES or re.split(r"[/.]", lowered)[-1] in _SKIPPED_NAMES

@@ -14,7 +14,8 @@ import pytest
 from imapclient.exceptions import ProtocolError
 
 from connectors.base import AuthExpired, ConnectorError, CursorExpired, Page, RemoteMessage
-from connectors.imap import ImapConnector, _Folder, _Pull, calendar_method, decode_cursor
+from connectors.imap import ImapConnector, _Pull, calendar_method, decode_cursor
+from connectors.imap.folders import Folder
 from tests.fixtures.dovecot import DovecotServer
 
 SINCE = datetime(2024, 6, 1, tzinfo=UTC)
@@ -350,7 +351,7 @@ def test_an_unparsable_fetch_answer_fails_one_message_not_the_batch() -> None:
     connector = ImapConnector(host="h", port=1, username="u", password="p")
     run = _Pull(connector, PoisonFetch(bad={2}), {}, SINCE)
 
-    found, failures = run._fetch(_Folder("INBOX", "inbox"), 7, [1, 2, 3])
+    found, failures = run._fetch(Folder("INBOX", "inbox"), 7, [1, 2, 3])
 
     assert [m.source_id for m in found] == ["INBOX/7/1", "INBOX/7/3"]
     assert [(f.source_id, "unparsable" in f.reason) for f in failures] == [("INBOX/7/2", True)]
@@ -361,7 +362,7 @@ def test_a_fetch_that_never_parses_stops_the_run_instead_of_skipping_mail() -> N
     run = _Pull(connector, PoisonFetch(bad={1, 2, 3}), {}, SINCE)
 
     with pytest.raises(ConnectorError, match="could not be read"):
-        run._fetch(_Folder("INBOX", "inbox"), 7, [1, 2, 3])
+        run._fetch(Folder("INBOX", "inbox"), 7, [1, 2, 3])
 
 
 # -- errors -------------------------------------------------------------------------------------
