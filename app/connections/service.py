@@ -167,15 +167,17 @@ def claim_due(session: Session, *, owner: str, limit: int, now: datetime) -> lis
     )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
+    lease_until = now + timedelta(seconds=settings.sync_lease_seconds)
     rows = session.execute(
         update(Connection)
         .where(Connection.id.in_(due.scalar_subquery()))
         .values(
             lease_owner=owner,
-            lease_until=now + timedelta(seconds=settings.sync_lease_seconds),
+            lease_until=lease_until,
             lease_epoch=Connection.lease_epoch + 1,
             status=ConnectionStatus.syncing,
-            next_sync_at=None,
+            # due again when the lease ends: a worker that dies mid-run is replaced then
+            next_sync_at=lease_until,
         )
         .returning(Connection.id, Connection.lease_epoch)
         .execution_options(synchronize_session=False)
@@ -222,7 +224,9 @@ def record_success(connection: Connection, *, now: datetime) -> None:
     connection.last_synced_at = now
     connection.last_error = None
     connection.failures = 0
-    if connection.next_sync_at is None:  # not re-requested while it ran
+    # a sync requested while this one ran moved next_sync_at back to its request time: keep it
+    requested = connection.next_sync_at is not None and connection.next_sync_at <= now
+    if not requested:
         connection.next_sync_at = now + timedelta(seconds=settings.sync_interval_seconds)
     _release(connection)
 

@@ -192,3 +192,35 @@ def test_concurrent_workers_never_claim_the_same_connection(database: Database) 
         results = list(pool.map(claim_all, range(8)))
     everything = [connection_id for claimed in results for connection_id in claimed]
     assert len(everything) == len(set(everything)) == total
+
+
+def test_a_connection_whose_worker_died_is_claimed_again_after_the_lease(world: World) -> None:
+    from datetime import timedelta
+
+    from app.config import settings
+
+    with session_scope() as session:
+        session.get_one(Connection, world.connections["ana"]).next_sync_at = utcnow()
+        first = connections.claim_due(session, owner="dead", limit=1, now=utcnow())
+    assert first  # ... and that worker never reports back
+    later = utcnow() + timedelta(seconds=settings.sync_lease_seconds + 1)
+    with session_scope() as session:
+        assert connections.claim_due(session, owner="early", limit=5, now=utcnow()) == []
+        again = connections.claim_due(session, owner="next", limit=5, now=later)
+    assert [lease.connection_id for lease in again] == [first[0].connection_id]
+    assert again[0].epoch == first[0].epoch + 1
+
+
+def test_a_sync_requested_during_a_run_runs_right_after_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Requested(FakeConnector):
+        def pull(self, cursor: str | None, *, since: object) -> Iterator[Page]:  # type: ignore[override]
+            with session_scope() as session:  # someone presses "sync now" meanwhile
+                session.get_one(Connection, world.connections["ana"]).next_sync_at = utcnow()
+            yield from self.pages
+
+    connection = run_with(world, Requested([page(0)]), monkeypatch)
+    assert connection.next_sync_at is not None and connection.next_sync_at <= utcnow()
+    plain = run_with(world, FakeConnector([page(1)]), monkeypatch)
+    assert plain.next_sync_at is not None and plain.next_sync_at > utcnow()
