@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,17 +15,14 @@ os.environ["TALLY_SECRET_KEYS"] = "Jd1HmA2l0QW4c7fqQpXq0b3Xw5k8m4bVv0bq2mE8Sxg="
 
 import pytest  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 from app.db import Base, Database, set_database, upgrade  # noqa: E402
-from tests.services import require_service  # noqa: E402
+from tests.services import throwaway_postgres  # noqa: E402
 
 pytest_plugins = ["tests.fixtures.dovecot"]
 
 ADMIN_TOKEN = "test-admin-token"
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TALLY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -37,20 +33,8 @@ def migrate(database: Database) -> None:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throw-away database on the local PostgreSQL server, dropped at the end of the run."""
-    try:
-        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as error:  # pragma: no cover - depends on the machine
-        require_service("postgresql", f"no PostgreSQL at {POSTGRES_ADMIN_URL}: {error}")
-    name = f"tally_test_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with throwaway_postgres("tally_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
