@@ -8,7 +8,7 @@ The caller owns the transaction (the sync runner stores the page's cursor in the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -47,6 +47,10 @@ class IngestResult:
     filtered: int = 0
     failed: int = 0
     activities_created: int = 0
+
+    def add(self, other: IngestResult) -> None:
+        for counter in fields(IngestResult):
+            setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
 
 
 @dataclass

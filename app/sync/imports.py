@@ -17,19 +17,8 @@ from connectors.files import FileKind, MailFileConnector
 
 
 @dataclass
-class ImportTotals:
-    messages: int = 0
-    imported: int = 0
-    filtered: int = 0
-    failed: int = 0
-    activities_created: int = 0
-
-    def add(self, result: IngestResult, items: int) -> None:
-        self.messages += items
-        self.imported += result.imported
-        self.filtered += result.filtered
-        self.failed += result.failed
-        self.activities_created += result.activities_created
+class ImportTotals(IngestResult):
+    messages: int = 0  # read from the files, new or not
 
 
 def _import_connection(user_email: str, org_id: int | None) -> tuple[int, frozenset[str]]:
@@ -91,6 +80,7 @@ def run_import(
             result = ingest_page(session, connection, page, directory)
             connection.last_synced_at = utcnow()
         items = len(page.messages) + len(page.failures)
-        totals.add(result, items)
+        totals.add(result)
+        totals.messages += items
         progress(items)
     return totals
