@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 from mailparser_reply import EmailReplyParser
@@ -37,6 +38,12 @@ class SignatureFields:
     title: str | None = None
 
 
+@lru_cache(maxsize=1)
+def _reply_parser() -> EmailReplyParser:
+    """Built once: building it costs as much as reading a message (its read() keeps no state)."""
+    return EmailReplyParser(languages=_LANGUAGES)
+
+
 def _region(email: str) -> str | None:
     tld = email.rsplit(".", 1)[-1].upper()
     tld = "GB" if tld == "UK" else tld
@@ -46,7 +53,7 @@ def _region(email: str) -> str | None:
 def signature_block(text: str) -> str:
     """The signature of the newest reply in a plain-text body (its last lines if none is marked)."""
     try:
-        replies = EmailReplyParser(languages=_LANGUAGES).read(text).replies
+        replies = _reply_parser().read(text).replies
     except Exception:
         replies = []
     if replies and replies[0].signatures:
