@@ -373,7 +373,7 @@ STEP_ORDER = (
     "      insert companies",
     "      select company ids",
     "      insert contacts",
-    "      select contacts + refresh (ORM)",
+    "      select contacts + refresh",
     "    select known activity ids",
     "    insert activities",
     "    insert activity_contacts",
