@@ -48,7 +48,7 @@ from mailgen import (
 from sqlalchemy import Table, create_engine, insert, select, text
 
 from app.activities.ingest import IngestResult, ingest_page, load_directory
-from app.db import Base, Database, session_scope, set_database
+from app.db import Base, Database, session_scope, set_database, upgrade
 from app.models import (
     Activity,
     ActivityContact,
@@ -92,18 +92,6 @@ def say(line: str = "", *, err: bool = False) -> None:
 # -- databases ------------------------------------------------------------------------------
 
 
-def migrate(database: Database) -> None:
-    """The schema the app runs on, as tests/conftest.py applies it: alembic on a connection."""
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-
-
 @contextmanager
 def fresh_database(backend: str, workdir: Path, label: str) -> Iterator[Database]:
     """A new, migrated, throw-away database; dropped (or deleted) on the way out."""
@@ -111,7 +99,7 @@ def fresh_database(backend: str, workdir: Path, label: str) -> Iterator[Database
     if backend == "sqlite":
         database = Database(f"sqlite:///{workdir / name}.db")
         try:
-            migrate(database)
+            upgrade(database)
             yield database
         finally:
             database.engine.dispose()
@@ -123,7 +111,7 @@ def fresh_database(backend: str, workdir: Path, label: str) -> Iterator[Database
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     database = Database(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
     try:
-        migrate(database)
+        upgrade(database)
         yield database
     finally:
         database.engine.dispose()
