@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.access import visible_user_ids
@@ -25,9 +26,12 @@ def visible_contacts(session: Session, caller: User) -> Select[int]:
     )
 
 
-def _like(text: str) -> str:
+def _matches(text: str, name: Any, lowered: Any) -> ColumnElement[bool]:
+    """`text` anywhere in the name (any case) or in an already lower-cased column, literally:
+    LIKE wildcards in `text` match themselves."""
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    pattern = f"%{escaped}%"
+    return or_(func.lower(name).like(pattern, escape="\\"), lowered.like(pattern, escape="\\"))
 
 
 def list_contacts(
@@ -46,13 +50,7 @@ def list_contacts(
     if company_id is not None:
         query = query.where(Contact.company_id == company_id)
     if q:
-        pattern = _like(q)
-        query = query.where(
-            or_(
-                func.lower(Contact.name).like(pattern, escape="\\"),
-                Contact.email.like(pattern, escape="\\"),
-            )
-        )
+        query = query.where(_matches(q, Contact.name, Contact.email))
     if after is not None:
         query = query.where(Contact.id > after)
     return session.scalars(query.order_by(Contact.id).limit(limit)).all()
@@ -93,13 +91,7 @@ def list_companies(
     if domain is not None:
         query = query.where(Company.domain == domain.strip().lower())
     if q:
-        pattern = _like(q)
-        query = query.where(
-            or_(
-                func.lower(Company.name).like(pattern, escape="\\"),
-                Company.domain.like(pattern, escape="\\"),
-            )
-        )
+        query = query.where(_matches(q, Company.name, Company.domain))
     if after is not None:
         query = query.where(Company.id > after)
     rows = session.execute(query.order_by(Company.id).limit(limit)).all()
