@@ -232,8 +232,6 @@ class Contact(Base):
         ForeignKey("companies.id", ondelete="SET NULL"), index=True
     )
     edited_fields: Mapped[list[str]] = mapped_column(JSON, default=list)  # set by a person
-    first_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_interaction_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

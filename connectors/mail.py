@@ -1,8 +1,10 @@
 """Turn raw RFC 5322 bytes into RemoteMessage: header parsing that survives real mail.
 
-The hot path uses the compat32 parser and `email.utils.getaddresses`: about ten times faster
-than `policy.default`, and it does not raise on the inputs that crash the modern header
-registry (`To: "`, cpython#148518; group syntax such as `unlisted-recipients:;`, cpython#83281).
+Header blocks (what IMAP fetches) are read by `connectors.rfc5322`, whole messages by the
+compat32 parser; addresses by a plain-list fast path and `email.utils.getaddresses`. All of it
+is about ten times faster than `policy.default`, and none of it raises on the inputs that
+crash the modern header registry (`To: "`, cpython#148518; group syntax such as
+`unlisted-recipients:;`, cpython#83281).
 Anything that still fails for one header degrades that header to empty; a message whose
 bytes cannot be read at all raises `UnreadableMessage`, which the caller records as a failure.
 """
@@ -14,13 +16,14 @@ import email.utils
 import hashlib
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from email.header import Header, decode_header, make_header
+from datetime import datetime
+from email.header import Header, decode_header
 from email.message import Message
-from email.parser import BytesHeaderParser, BytesParser
+from email.parser import BytesParser
 from email.policy import compat32
 
 from connectors.base import Address, FolderRole, RemoteMessage
+from connectors.rfc5322 import decode_words, parse_date, split_fields
 
 # Headers whose raw values decide whether a message is automated (semantics §2).
 CLASSIFYING_HEADERS = (
@@ -49,7 +52,6 @@ FETCHED_HEADERS = (
     *CLASSIFYING_HEADERS,
 )
 
-_header_parser = BytesHeaderParser(policy=compat32)
 _full_parser = BytesParser(policy=compat32)
 _ENCODED_WORD = re.compile(r"=\?[^?]+\?[bBqQ]\?")
 _MSGID = re.compile(r"<([^<>]*)>")
@@ -86,16 +88,6 @@ def _text(value: object) -> str:
     except UnicodeEncodeError:  # raw 8-bit bytes kept as surrogates by the parser: assume UTF-8
         text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return text
-
-
-def decode_words(text: str) -> str:
-    """Decode RFC 2047 encoded words (`=?utf-8?q?J=C3=BCrgen?=`); plain text passes through."""
-    if not _ENCODED_WORD.search(text):
-        return text
-    try:
-        return str(make_header(decode_header(text)))
-    except Exception:
-        return text
 
 
 def _unfold(text: str) -> str:
@@ -167,23 +159,6 @@ def parse_message_id(value: str) -> str | None:
     return ident or None
 
 
-def parse_date(value: str) -> datetime | None:
-    if not value.strip():
-        return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if parsed is None:
-        return None
-    if parsed.tzinfo is None:  # "-0000" or no zone: RFC 5322 says the zone is unknown; take UTC
-        parsed = parsed.replace(tzinfo=UTC)
-    try:
-        return parsed.astimezone(UTC)
-    except (OverflowError, ValueError):
-        return None
-
-
 def _content_type(value: str) -> str:
     """The MIME type without parameters; text/plain when missing or malformed (RFC 2045)."""
     kind = value.split(";", 1)[0].strip().lower()
@@ -206,8 +181,8 @@ def _calendar_method(msg: Message) -> str | None:
     return None
 
 
-def _from_parsed(
-    msg: Message,
+def _from_fields(
+    fields: dict[str, list[str]],
     *,
     source_id: str,
     folder_role: FolderRole,
@@ -215,18 +190,11 @@ def _from_parsed(
     body: bytes | None,
     calendar_method: str | None,
 ) -> RemoteMessage:
-    fields: dict[str, list[object]] = {}
-    for name, value in msg.items():  # one pass: Message.get lower-cases every name per call
-        fields.setdefault(name.lower(), []).append(value)
-
     def header(name: str) -> str:
         values = fields.get(name)
-        return _text(values[0]) if values else ""
+        return values[0] if values else ""
 
-    def all_values(name: str) -> list[str]:
-        return [_text(v) for v in fields.get(name, ())]
-
-    senders = parse_addresses(all_values("from")) or parse_addresses(all_values("sender"))
+    senders = parse_addresses(fields.get("from", ())) or parse_addresses(fields.get("sender", ()))
     date_header = _unfold(header("date"))
     content_type = _content_type(header("content-type"))
     return RemoteMessage(
@@ -238,9 +206,9 @@ def _from_parsed(
         provider_date=provider_date,
         subject=_unfold(decode_words(header("subject"))),
         sender=senders[0] if senders else None,
-        to=parse_addresses(all_values("to")),
-        cc=parse_addresses(all_values("cc")),
-        bcc=parse_addresses(all_values("bcc")),
+        to=parse_addresses(fields.get("to", ())),
+        cc=parse_addresses(fields.get("cc", ())),
+        bcc=parse_addresses(fields.get("bcc", ())),
         headers={n: _unfold(header(n)) for n in KEPT_HEADERS if n in fields},
         content_type=content_type,
         calendar_method=calendar_method,
@@ -258,12 +226,8 @@ def parse_headers(
     calendar_method: str | None = None,
 ) -> RemoteMessage:
     """Parse a header block (an IMAP `BODY[HEADER.FIELDS …]` fetch, say) into a RemoteMessage."""
-    try:
-        msg = _header_parser.parsebytes(raw_headers)
-    except Exception as error:  # pragma: no cover - compat32 header parsing is total in practice
-        raise UnreadableMessage(f"{type(error).__name__}: {error}") from error
-    return _from_parsed(
-        msg,
+    return _from_fields(
+        split_fields(raw_headers),
         source_id=source_id,
         folder_role=folder_role,
         provider_date=provider_date,
@@ -294,8 +258,11 @@ def parse_full(
     if not any(msg.get(h) for h in ("from", "sender", "to", "date", "message-id")):
         raise UnreadableMessage("no message headers found")
     _, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
-    return _from_parsed(
-        msg,
+    fields: dict[str, list[str]] = {}
+    for name, value in msg.items():  # one pass: Message.get lower-cases every name per call
+        fields.setdefault(name.lower(), []).append(_text(value))
+    return _from_fields(
+        fields,
         source_id=source_id,
         folder_role=folder_role,
         provider_date=provider_date,

@@ -23,7 +23,7 @@ from app.activities.inference import (
 )
 from app.contacts import service as contacts
 from app.contacts.signature import extract
-from app.db import insert_ignore
+from app.db import insert_ignore, one_of
 from app.models import (
     Activity,
     ActivityContact,
@@ -81,7 +81,7 @@ def _unseen(session: Session, connection_id: int, page: Page) -> set[str]:
         return set()
     known = session.scalars(
         select(Observation.source_id).where(
-            Observation.connection_id == connection_id, Observation.source_id.in_(ids)
+            Observation.connection_id == connection_id, one_of(session, Observation.source_id, ids)
         )
     )
     return ids - set(known)
@@ -128,9 +128,7 @@ def _add_email(
         )
         batch.links.setdefault(key, set()).update(a.email for a in found.contacts)
     for person in found.contacts:
-        batch.sightings.setdefault(person.email, contacts.Sighting(person.email)).seen(
-            person.name, when
-        )
+        batch.sightings.setdefault(person.email, contacts.Sighting(person.email)).seen(person.name)
     if found.received_by and message.body and message.sender is not None:
         batch.received_from.setdefault(message.sender.email, message)
     return digest
@@ -220,7 +218,7 @@ def _message_ids(session: Session, org_id: int, batch: _Batch) -> dict[str, int]
     known = [key for key in batch.messages if key not in found]
     if known:
         query = select(Message.key_hash, Message.id).where(
-            Message.org_id == org_id, Message.key_hash.in_(known)
+            Message.org_id == org_id, one_of(session, Message.key_hash, known)
         )
         found.update({key: pk for key, pk in session.execute(query)})
     return found
@@ -287,7 +285,7 @@ def _write(session: Session, connection: Connection, batch: _Batch) -> int:
 def _activity_ids(session: Session, org_id: int, digests: set[str]) -> dict[ActivityKey, int]:
     rows = session.execute(
         select(Activity.source_key, Activity.user_id, Activity.type, Activity.id).where(
-            Activity.org_id == org_id, Activity.source_key.in_(digests)
+            Activity.org_id == org_id, one_of(session, Activity.source_key, digests)
         )
     )
     return {(key, user, kind): pk for key, user, kind, pk in rows}

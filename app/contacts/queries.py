@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, or_, select
@@ -56,6 +56,45 @@ def list_contacts(
     return session.scalars(query.order_by(Contact.id).limit(limit)).all()
 
 
+Span = tuple[datetime | None, datetime | None]  # first and latest interaction
+
+
+def contact_spans(session: Session, contact_ids: Sequence[int]) -> dict[int, Span]:
+    """Each contact's first and latest activity, for everyone (read, never stored: a meeting
+    cancelled or a connection purged moves them back by itself)."""
+    if not contact_ids:
+        return {}
+    rows = session.execute(
+        select(ActivityContact.contact_id, func.min(Activity.occurred_at))
+        .add_columns(func.max(Activity.occurred_at))
+        .join(Activity, Activity.id == ActivityContact.activity_id)
+        .where(ActivityContact.contact_id.in_(contact_ids))
+        .group_by(ActivityContact.contact_id)
+    )
+    return {contact_id: (_utc(first), _utc(last)) for contact_id, first, last in rows}
+
+
+def company_latest(session: Session, company_ids: Sequence[int]) -> dict[int, datetime | None]:
+    """Each company's latest activity with any of its contacts."""
+    if not company_ids:
+        return {}
+    rows = session.execute(
+        select(Contact.company_id, func.max(Activity.occurred_at))
+        .join(ActivityContact, ActivityContact.contact_id == Contact.id)
+        .join(Activity, Activity.id == ActivityContact.activity_id)
+        .where(Contact.company_id.in_(company_ids))
+        .group_by(Contact.company_id)
+    )
+    return {company_id: _utc(last) for company_id, last in rows if company_id is not None}
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """An aggregate loses the column type: SQLite hands back a naive UTC datetime."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
 def get_contact(session: Session, caller: User, contact_id: int) -> Contact:
     contact = session.scalar(
         select(Contact).where(
@@ -81,7 +120,7 @@ def list_companies(
     latest interaction."""
     visible = visible_contacts(session, caller)
     query = (
-        select(Company, func.count(Contact.id), func.max(Contact.last_interaction_at))
+        select(Company, func.count(Contact.id))
         .join(Contact, Contact.company_id == Company.id)
         .where(Company.org_id == caller.org_id, Contact.id.in_(visible))
         .group_by(Company.id)
@@ -95,7 +134,8 @@ def list_companies(
     if after is not None:
         query = query.where(Company.id > after)
     rows = session.execute(query.order_by(Company.id).limit(limit)).all()
-    return [(company, count, last) for company, count, last in rows]
+    latest = company_latest(session, [company.id for company, _count in rows])
+    return [(company, count, latest.get(company.id)) for company, count in rows]
 
 
 def update_contact(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy.orm import Session
 
 from app.contacts import queries, schemas
 from app.deps import CurrentUser, SessionDep
@@ -15,7 +17,12 @@ from app.pagination import Page, PageParams, decode_cursor, page_by_id, page_par
 router = APIRouter(tags=["contacts and companies"])
 
 
-def _contact(contact: Contact) -> schemas.ContactRead:
+def _contacts(session: Session, rows: Sequence[Contact]) -> list[schemas.ContactRead]:
+    spans = queries.contact_spans(session, [c.id for c in rows])
+    return [_contact(c, spans.get(c.id, (None, None))) for c in rows]
+
+
+def _contact(contact: Contact, span: queries.Span) -> schemas.ContactRead:
     return schemas.ContactRead(
         id=contact.id,
         name=contact.name,
@@ -23,8 +30,8 @@ def _contact(contact: Contact) -> schemas.ContactRead:
         phones=list(contact.phones),
         title=contact.title,
         company_id=contact.company_id,
-        first_seen_at=contact.first_seen_at,
-        last_interaction_at=contact.last_interaction_at,
+        first_seen_at=span[0],
+        last_interaction_at=span[1],
     )
 
 
@@ -57,12 +64,12 @@ def list_contacts(
         after=decode_cursor(paging.cursor, read_id),
         limit=paging.limit + 1,
     )
-    return page_by_id([_contact(c) for c in rows], paging.limit)
+    return page_by_id(_contacts(session, rows), paging.limit)
 
 
 @router.get("/contacts/{contact_id}", summary="One contact")
 def read_contact(contact_id: int, session: SessionDep, caller: CurrentUser) -> schemas.ContactRead:
-    return _contact(queries.get_contact(session, caller, contact_id))
+    return _contacts(session, [queries.get_contact(session, caller, contact_id)])[0]
 
 
 @router.patch(
@@ -73,7 +80,7 @@ def update_contact(
     contact_id: int, data: schemas.ContactUpdate, session: SessionDep, caller: CurrentUser
 ) -> schemas.ContactRead:
     changes = data.model_dump(exclude_unset=True)
-    return _contact(queries.update_contact(session, caller, contact_id, changes))
+    return _contacts(session, [queries.update_contact(session, caller, contact_id, changes)])[0]
 
 
 @router.get("/companies", summary="Companies of the contacts the caller can see")

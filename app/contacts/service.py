@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
@@ -12,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.contacts import identity
 from app.contacts.signature import SignatureFields
-from app.db import insert_ignore
+from app.db import insert_ignore, one_of
 from app.models import Company, Contact
 
 CONTACTS = cast(Table, Contact.__table__)
@@ -24,33 +23,44 @@ class Sighting:
 
     email: str
     name: str | None = None
-    first: datetime | None = None
-    last: datetime | None = None
     signature: SignatureFields | None = None
-    activity_keys: set[tuple[str, int, str]] = field(default_factory=set)
 
-    def seen(self, name: str | None, at: datetime) -> None:
+    def seen(self, name: str | None) -> None:
         self.name = identity.better_name(self.name, name)
-        self.first = at if self.first is None or at < self.first else self.first
-        self.last = at if self.last is None or at > self.last else self.last
 
 
 def _upsert_companies(session: Session, org_id: int, domains: set[str]) -> dict[str, int]:
+    """domain -> company id, creating the missing ones (most pages only look them up)."""
+    ids = _company_ids(session, org_id, domains)
+    table = Company.__table__
+    rows = [
+        {"org_id": org_id, "domain": d, "name": identity.company_name(d)}
+        for d in domains
+        if d not in ids
+    ]
+    inserted = insert_ignore(
+        session, table, rows, ["org_id", "domain"], returning=(table.c.domain, table.c.id)
+    )
+    ids.update({domain: company_id for domain, company_id in inserted})
+    raced = domains - ids.keys()  # created meanwhile by another writer
+    return ids | _company_ids(session, org_id, raced)
+
+
+def _company_ids(session: Session, org_id: int, domains: set[str]) -> dict[str, int]:
     if not domains:
         return {}
-    rows = [{"org_id": org_id, "domain": d, "name": identity.company_name(d)} for d in domains]
-    insert_ignore(session, Company.__table__, rows, ["org_id", "domain"])
     found = session.execute(
         select(Company.domain, Company.id).where(
-            Company.org_id == org_id, Company.domain.in_(domains)
+            Company.org_id == org_id, one_of(session, Company.domain, domains)
         )
     )
     return {domain: company_id for domain, company_id in found}
 
 
 def upsert_contacts(session: Session, org_id: int, sightings: Iterable[Sighting]) -> dict[str, int]:
-    """Create missing contacts (and their companies), refresh names and interaction times;
-    return address -> contact id. Safe against a concurrent writer creating the same contact."""
+    """Create missing contacts (and their companies), fill what they lack (a better name, a
+    company, a phone or a title); return address -> contact id. Safe against a concurrent
+    writer creating the same contact."""
     by_email = {s.email: s for s in sightings}
     if not by_email:
         return {}
@@ -65,8 +75,6 @@ def upsert_contacts(session: Session, org_id: int, sightings: Iterable[Sighting]
             "email": email,
             "name": s.name,
             "company_id": companies.get(company_of[email] or ""),
-            "first_seen_at": s.first,
-            "last_interaction_at": s.last,
             "phones": list(s.signature.phones) if s.signature else [],
             "title": s.signature.title if s.signature else None,
             "edited_fields": [],
@@ -108,27 +116,21 @@ def _contact_rows(session: Session, org_id: int, emails: Iterable[str]) -> list[
         table.c.email,
         table.c.name,
         table.c.company_id,
-        table.c.first_seen_at,
-        table.c.last_interaction_at,
         table.c.phones,
         table.c.title,
         table.c.edited_fields,
     )
-    query = select(*columns).where(table.c.org_id == org_id, table.c.email.in_(list(emails)))
+    query = select(*columns).where(table.c.org_id == org_id, one_of(session, table.c.email, emails))
     return list(session.execute(query).all())
 
 
 def contact_changes(row: Any, seen: Sighting, company_id: int | None) -> dict[str, object]:
-    """What a sighting changes on a stored contact: a better name, wider interaction times, an
-    empty company, phone or title filled. Never a field a person set."""
+    """What a sighting changes on a stored contact: a better name, an empty company, phone or
+    title filled. Never a field a person set."""
     edited = set(row.edited_fields or ())
     change: dict[str, object] = {}
     if "name" not in edited and (name := identity.better_name(row.name, seen.name)) != row.name:
         change["name"] = name
-    if seen.first and (row.first_seen_at is None or seen.first < row.first_seen_at):
-        change["first_seen_at"] = seen.first
-    if seen.last and (row.last_interaction_at is None or seen.last > row.last_interaction_at):
-        change["last_interaction_at"] = seen.last
     if row.company_id is None and company_id is not None and "company_id" not in edited:
         change["company_id"] = company_id
     if seen.signature is not None:
@@ -146,7 +148,7 @@ def contacts_missing_details(session: Session, org_id: int, emails: Iterable[str
         return set()
     complete = session.execute(
         select(Contact.email, Contact.phones, Contact.title).where(
-            Contact.org_id == org_id, Contact.email.in_(emails)
+            Contact.org_id == org_id, one_of(session, Contact.email, emails)
         )
     )
     return emails - {e for e, phones, title in complete if phones and title}
