@@ -27,7 +27,8 @@ class Address:
 
 @dataclass(frozen=True, slots=True)
 class RemoteMessage:
-    """One message as one mailbox holds it: headers only, plus a lazily decoded text body."""
+    """One message as one mailbox holds it: headers only, plus a lazily decoded text body.
+    No text field holds a NUL character (no database text column can store one)."""
 
     source_id: str  # stable, unique in one connection (folder/uidvalidity/uid, content hash…)
     folder_role: FolderRole  # where this copy sits: its owner is a recipient unless "sent"

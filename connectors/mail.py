@@ -141,10 +141,10 @@ def parse_addresses(values: Iterable[str], *, fast: bool = True) -> tuple[Addres
     except Exception:
         return ()
     for name, addr in pairs:
-        addr = addr.strip().strip("<>").strip().lower()
+        addr = addr.replace("\0", "").strip().strip("<>").strip().lower()
         if "@" not in addr or addr.startswith("@") or addr.endswith("@") or " " in addr:
             continue
-        display = _unfold(decode_words(name)).strip().strip("'\"").strip() or None
+        display = _unfold(decode_words(name).replace("\0", "")).strip().strip("'\"").strip() or None
         if display and display.lower() == addr:
             display = None
         if addr not in seen or (display and not seen[addr].name):
@@ -190,9 +190,9 @@ def _from_fields(
     body: bytes | None,
     calendar_method: str | None,
 ) -> RemoteMessage:
-    def header(name: str) -> str:
+    def header(name: str) -> str:  # NUL, which no database text column holds, removed
         values = fields.get(name)
-        return values[0] if values else ""
+        return values[0].replace("\0", "") if values else ""
 
     senders = parse_addresses(fields.get("from", ())) or parse_addresses(fields.get("sender", ()))
     date_header = _unfold(header("date"))
@@ -204,7 +204,7 @@ def _from_fields(
         date=parse_date(date_header),
         date_header=date_header,
         provider_date=provider_date,
-        subject=_unfold(decode_words(header("subject"))),
+        subject=_unfold(decode_words(header("subject")).replace("\0", "")),
         sender=senders[0] if senders else None,
         to=parse_addresses(fields.get("to", ())),
         cc=parse_addresses(fields.get("cc", ())),

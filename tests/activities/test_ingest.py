@@ -257,3 +257,22 @@ def test_any_order_and_repetition_of_mailboxes_gives_the_same_activities(
     )
     _empty(database)
     assert _sync(make_world(), plan) == expected
+
+
+def test_nul_characters_in_headers_are_dropped_not_fatal(database: Database) -> None:
+    """PostgreSQL text holds no NUL: a header carrying one, raw or encoded, must still import."""
+    from connectors.mail import parse_headers
+
+    world = make_world()
+    raw = (
+        b"From: =?utf-8?q?Joe=00_Smith?= <joe@northwind.example>\r\n"
+        b"To: ana@acme.example\r\n"
+        b"Subject: Pro\x00posal =?utf-8?q?v=002?=\r\n"
+        b"Message-ID: <n\x00ul@northwind.example>\r\n"
+        b"Date: Mon, 02 Mar 2026 09:30:00 +0000\r\n\r\n"
+    )
+    parsed = parse_headers(raw, source_id="INBOX/1/1", folder_role="inbox")
+    result = world.ingest("ana", parsed)
+    assert (result.imported, result.failed) == (1, 0)
+    assert activities() == [("email_received", world.users["ana"], "Proposal v2")]
+    assert contacts() == {"joe@northwind.example": ("Joe Smith", "northwind.example")}
