@@ -81,6 +81,12 @@ class Organization(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     week_start: Mapped[str] = mapped_column(String(10), default="monday")
     fiscal_year_start_month: Mapped[int] = mapped_column(Integer, default=1)
+    # A regular expression matched against event titles (semantics §5); None: the default.
+    call_pattern: Mapped[str | None] = mapped_column(String(500))
+    # Telephony webhooks: settings shown in the API, and a Fernet token of the JSON secrets
+    # (the generic webhook's signing secret, Twilio's auth token); never shown.
+    telephony: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    telephony_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -112,6 +118,7 @@ class User(Base):
     team_id: Mapped[int | None] = mapped_column(
         ForeignKey("teams.id", ondelete="SET NULL"), index=True
     )
+    phones: Mapped[list[str]] = mapped_column(JSON, default=list)  # E.164: telephony matching
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -258,6 +265,36 @@ class Activity(Base):
     )
     provider: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EventCopy(Base):
+    """One occurrence of a calendar event as one connected calendar holds it.
+
+    The copies of an event in several users' calendars share `event_key` (UID + original
+    start); the event's activities are recomputed from all its live copies whenever one
+    changes, and once more when it ends (`settled`)."""
+
+    __tablename__ = "event_copies"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "source_id"),
+        Index("ix_event_copies_key", "org_id", "event_key"),
+        Index("ix_event_copies_unsettled", "settled", "ends_at"),
+        Index("ix_event_copies_resource", "connection_id", "resource"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    resource: Mapped[str] = mapped_column(String(1024))
+    source_id: Mapped[str] = mapped_column(String(1024))
+    event_key: Mapped[str] = mapped_column(String(64))  # sha256 of UID + original start
+    version: Mapped[str] = mapped_column(String(256))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)  # the RemoteEvent, as JSON
+    settled: Mapped[bool] = mapped_column(default=False)  # recomputed after it ended
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ActivityContact(Base):

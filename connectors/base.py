@@ -48,6 +48,53 @@ class RemoteMessage:
     body: bytes | None = None  # raw body bytes (possibly truncated) for signature extraction
 
 
+Response = Literal["accepted", "declined", "tentative", "needs-action", "delegated"]
+AttendeeKind = Literal["individual", "group", "resource", "room", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attendee:
+    email: str  # lower-cased, `mailto:` removed
+    name: str | None = None  # CN
+    response: Response = "needs-action"  # PARTSTAT, lower-cased; unknown values: needs-action
+    kind: AttendeeKind = "individual"  # CUTYPE, lower-cased; unknown values: unknown
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteEvent:
+    """One occurrence of a calendar event as one calendar holds it (a recurring series gives
+    one RemoteEvent per occurrence in the sync window, moved ones at their new time)."""
+
+    source_id: str  # unique in one connection: resource + UID + original start of the occurrence
+    uid: str  # iCalendar UID (Google iCalUID, Graph iCalUId): shared by every copy of the event
+    recurrence_id: datetime | None  # the occurrence's original start in UTC; None: not recurring
+    start: datetime  # UTC; for an all-day event, midnight UTC of its date
+    end: datetime  # UTC; DTEND, else DTSTART + DURATION, else start (+1 day when all-day)
+    all_day: bool  # DTSTART is a DATE
+    status: str  # STATUS lower-cased: "confirmed" (the default), "tentative" or "cancelled"
+    summary: str
+    location: str
+    description: str
+    conference: tuple[str, ...]  # join URLs, phone entry points, tel: URIs (CONFERENCE, X-…)
+    organizer: Address | None
+    attendees: tuple[Attendee, ...]
+    created: datetime | None  # CREATED, else DTSTAMP (UTC): when the meeting was scheduled
+    version: str  # changes whenever the stored event changes (ETag, SEQUENCE, LAST-MODIFIED…)
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarObject:
+    """One calendar resource (a .ics file on a CalDAV server, one provider event series) as it
+    stands now: `events` are all its occurrences inside `window`; any occurrence stored before
+    for this resource inside that window and missing now was deleted or moved away.
+    `deleted`: the resource itself is gone (events is then empty)."""
+
+    resource: str  # unique in one connection: the CalDAV href, the provider's series id…
+    events: tuple[RemoteEvent, ...] = ()
+    window: tuple[datetime, datetime] | None = None  # None: all time
+    deleted: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     """An item the connector fetched but could not read: recorded with its reason, sync goes on."""
@@ -59,7 +106,8 @@ class Failure:
 @dataclass(frozen=True, slots=True)
 class Page:
     messages: tuple[RemoteMessage, ...] = ()
-    failures: tuple[Failure, ...] = ()
+    calendar: tuple[CalendarObject, ...] = ()
+    failures: tuple[Failure, ...] = ()  # source_id of a calendar failure: its resource
     cursor: str | None = None  # resume point once this page is stored; None: keep the old one
 
 

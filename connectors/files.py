@@ -99,7 +99,7 @@ class MailFileConnector:
                 except UnreadableMessage as error:
                     failures.append(Failure(content_hash(box.get_bytes(key)), str(error)))
                 if len(messages) + len(failures) >= self.page_size:
-                    yield Page(tuple(messages), tuple(failures))
+                    yield Page(messages=tuple(messages), failures=tuple(failures))
                     messages, failures = [], []
         if messages or failures:
-            yield Page(tuple(messages), tuple(failures))
+            yield Page(messages=tuple(messages), failures=tuple(failures))
