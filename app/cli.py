@@ -117,6 +117,7 @@ def migrate() -> None:
 class Kind(StrEnum):
     mbox = "mbox"
     maildir = "maildir"
+    ics = "ics"
 
 
 def _import(kind: Kind, user: str, paths: list[Path], org: int | None) -> None:
@@ -135,8 +136,15 @@ def _import(kind: Kind, user: str, paths: list[Path], org: int | None) -> None:
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(f"importing {kind.value}", total=connector.count())
+        total = len(connector.files()) if kind == Kind.ics else connector.count()  # type: ignore[union-attr]
+        task = bar.add_task(f"importing {kind.value}", total=total)
         totals = run_import(connection_id, connector, progress=lambda n: bar.advance(task, n))
+    if kind == Kind.ics:
+        console.print(
+            f"{totals.messages} calendar files: {totals.failed} unreadable; "
+            f"{totals.activities_created} new activities"
+        )
+        return
     console.print(
         f"{totals.messages} messages: {totals.imported} imported, {totals.filtered} filtered, "
         f"{totals.failed} unreadable; {totals.activities_created} new activities"
@@ -158,6 +166,12 @@ def import_mbox(user: User, paths: Paths, org: Org = None) -> None:
 def import_maildir(user: User, paths: Paths, org: Org = None) -> None:
     """Import maildir folders; importing twice changes nothing."""
     _import(Kind.maildir, user, paths, org)
+
+
+@import_cli.command("ics")
+def import_ics(user: User, paths: Paths, org: Org = None) -> None:
+    """Import calendar files (.ics, or folders of them); importing twice changes nothing."""
+    _import(Kind.ics, user, paths, org)
 
 
 @cli.command("rotate-keys")

@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     sync_workers: int = Field(4, ge=1, le=64)
     sync_tick_seconds: float = Field(5.0, gt=0)
     sync_lease_seconds: int = Field(900, ge=30)
-    backfill_days: int = Field(365, ge=1)
+    backfill_days: int = Field(365, ge=1)  # mail backfill, and how far back calendars sync
+    calendar_future_days: int = Field(90, ge=0)  # how far ahead calendars sync
+    calendar_timeout_seconds: float = Field(60.0, gt=0)
     imap_batch_size: int = Field(250, ge=1, le=2000)
     imap_timeout_seconds: float = Field(60.0, gt=0)
     imap_body_bytes: int = Field(8192, ge=0)  # body prefix fetched for signatures (0: none)

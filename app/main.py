@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import observability
 from app.activities.routes import router as activities_router
+from app.calls.routes import router as calls_router
 from app.connections.routes import router as connections_router
 from app.contacts.routes import router as contacts_router
 from app.errors import AppError
@@ -94,6 +95,7 @@ def create_app() -> FastAPI:
         activities_router,
         contacts_router,
         quotas_router,
+        calls_router,
     ):
         app.include_router(router, prefix=API_PREFIX, responses=COMMON_ERRORS)
     app.add_exception_handler(AppError, _app_error)

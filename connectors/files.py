@@ -1,20 +1,25 @@
-"""Mailbox files (mbox, maildir) as a connector, so imports run through the same pipeline.
+"""Mailbox files (mbox, maildir) and .ics files as connectors, so imports run through the
+same pipeline.
 
 Each message's source id is the SHA-256 of its bytes: importing the same file twice, or the
-same message from two files, yields the same ids and so changes nothing.
+same message from two files, yields the same ids and so changes nothing. Likewise each .ics
+file's resource id is "ics:" + the SHA-256 of its bytes, not its path: an upload lands at a
+different temporary path each time, while the same export must map to the same resource.
 """
 
 from __future__ import annotations
 
+import hashlib
 import mailbox
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from connectors.base import Failure, FolderRole, Page, RemoteMessage
+from connectors.base import CalendarObject, Failure, FolderRole, Page, RemoteMessage
+from connectors.calendar.ics import UnreadableCalendar, read_calendar_parts
 from connectors.mail import UnreadableMessage, content_hash, parse_full
 
 FileKind = Literal["mbox", "maildir"]
@@ -103,3 +108,64 @@ class MailFileConnector:
                     messages, failures = [], []
         if messages or failures:
             yield Page(messages=tuple(messages), failures=tuple(failures))
+
+
+class IcsFileConnector:
+    """Reads .ics files, and directories of them (recursively): one CalendarObject per file.
+
+    `window` bounds the expansion of recurring series; by default from `since` to a year ahead.
+    A file that cannot be read becomes a Failure; a file with some broken series keeps the
+    good ones and also reports a Failure with the reasons for the rest.
+    """
+
+    name: ClassVar[str] = "import"
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        window: tuple[datetime, datetime] | None = None,
+        page_size: int = 50,
+    ) -> None:
+        self.paths = list(paths)
+        self.window = window
+        self.page_size = page_size
+
+    def check(self) -> None:
+        for path in self.paths:
+            if not path.exists():
+                raise FileNotFoundError(path)
+
+    def files(self) -> list[Path]:
+        found: list[Path] = []
+        for path in self.paths:
+            if path.is_dir():
+                found += sorted(p for p in path.rglob("*") if p.suffix.lower() == ".ics")
+            else:
+                found.append(path)
+        return found
+
+    def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
+        del cursor  # an import reads everything it is given; ids make it idempotent
+        window = self.window or (since, datetime.now(UTC) + timedelta(days=365))
+        objects: list[CalendarObject] = []
+        failures: list[Failure] = []
+        for path in self.files():
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            resource = f"ics:{digest}"
+            try:
+                calendar, reasons = read_calendar_parts(
+                    data, resource=resource, window=window, version=digest[:16]
+                )
+            except UnreadableCalendar as error:
+                failures.append(Failure(resource, f"{path.name}: {error}"))
+            else:
+                objects.append(calendar)
+                if reasons:
+                    failures.append(Failure(resource, f"{path.name}: " + "; ".join(reasons)))
+            if len(objects) + len(failures) >= self.page_size:
+                yield Page(calendar=tuple(objects), failures=tuple(failures))
+                objects, failures = [], []
+        if objects or failures:
+            yield Page(calendar=tuple(objects), failures=tuple(failures))

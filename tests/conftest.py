@@ -20,7 +20,7 @@ from sqlalchemy import text  # noqa: E402
 from app.db import Base, Database, set_database, upgrade  # noqa: E402
 from tests.services import throwaway_postgres  # noqa: E402
 
-pytest_plugins = ["tests.fixtures.dovecot"]
+pytest_plugins = ["tests.fixtures.dovecot", "tests.fixtures.radicale"]
 
 ADMIN_TOKEN = "test-admin-token"
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.base import Address, RemoteMessage
+from connectors.base import Address, Attendee, RemoteEvent, RemoteMessage
 
 _counter = iter(range(1, 10**9))
 
@@ -52,4 +52,47 @@ def message(
         content_type=content_type,
         calendar_method=calendar_method,
         body=body,
+    )
+
+
+def attendee(text: str, response: str = "accepted", kind: str = "individual") -> Attendee:
+    person = addr(text)
+    return Attendee(person.email, person.name, response, kind)  # type: ignore[arg-type]
+
+
+def event(
+    *,
+    uid: str = "evt-1",
+    start: datetime = datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+    minutes: int = 60,
+    organizer: str | None = "ana@acme.example",
+    attendees: tuple[Attendee, ...] = (),
+    summary: str = "Demo",
+    location: str = "",
+    description: str = "",
+    conference: tuple[str, ...] = (),
+    status: str = "confirmed",
+    all_day: bool = False,
+    recurrence_id: datetime | None = None,
+    created: datetime | None = datetime(2026, 2, 20, 12, 0, tzinfo=UTC),
+    version: str = "1",
+    resource: str = "cal/evt-1.ics",
+) -> RemoteEvent:
+    original = recurrence_id.isoformat() if recurrence_id else ""
+    return RemoteEvent(
+        source_id=f"{resource}#{uid}#{original}",
+        uid=uid,
+        recurrence_id=recurrence_id,
+        start=start,
+        end=start + timedelta(minutes=minutes),
+        all_day=all_day,
+        status=status,
+        summary=summary,
+        location=location,
+        description=description,
+        conference=conference,
+        organizer=addr(organizer) if organizer else None,
+        attendees=attendees,
+        created=created,
+        version=version,
     )

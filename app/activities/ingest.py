@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.activities import events
 from app.activities.inference import (
     Directory,
     EmailInference,
@@ -33,6 +34,7 @@ from app.models import (
     Observation,
     Organization,
     UserAddress,
+    utcnow,
 )
 from connectors.base import Page, RemoteMessage
 from connectors.mail import text_body
@@ -295,6 +297,22 @@ def ingest_page(
     session: Session, connection: Connection, page: Page, directory: Directory
 ) -> IngestResult:
     """Infer and store one page; update the connection's counts. Never commits."""
+    result = IngestResult()
+    if page.calendar:
+        seen, created = events.ingest_calendar(
+            session, connection, page.calendar, directory, now=utcnow()
+        )
+        connection.events_seen += seen
+        connection.activities_created += created
+        result.activities_created += created
+    result.add(_ingest_mail(session, connection, page, directory))
+    return result
+
+
+def _ingest_mail(
+    session: Session, connection: Connection, page: Page, directory: Directory
+) -> IngestResult:
+    """Messages and failures: each item once per connection, whatever the page repeats."""
     unseen = _unseen(session, connection.id, page)
     if not unseen:
         return IngestResult()

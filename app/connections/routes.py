@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.connections import schemas, service
 from app.deps import CurrentUser, SessionDep
@@ -15,7 +15,6 @@ from app.pagination import Page, PageParams, decode_cursor, page_by_id, page_par
 router = APIRouter(tags=["connections"])
 
 _NOT_YET = {
-    "caldav": "CalDAV connections are not available yet",
     "gmail": "Google connections are created by the OAuth flow (not available yet)",
     "google_calendar": "Google connections are created by the OAuth flow (not available yet)",
     "microsoft": "Microsoft connections are created by the OAuth flow (not available yet)",
@@ -26,7 +25,11 @@ _NOT_YET = {
 def _validated(provider: str, config: dict[str, Any], *, partial: bool) -> dict[str, Any]:
     if provider in _NOT_YET:
         raise BadRequest(_NOT_YET[provider])
-    model = schemas.ImapConfigUpdate if partial else schemas.ImapConfig
+    models: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
+        "imap": (schemas.ImapConfig, schemas.ImapConfigUpdate),
+        "caldav": (schemas.CaldavConfig, schemas.CaldavConfigUpdate),
+    }
+    model = models[provider][1 if partial else 0]
     try:
         return schemas.plain_config(model.model_validate(config))
     except ValidationError as error:

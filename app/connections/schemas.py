@@ -36,6 +36,31 @@ class ImapConfigUpdate(BaseModel):
     folders: list[str] | None = None
 
 
+class CaldavConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        min_length=1,
+        max_length=2000,
+        pattern=r"^https?://",
+        description="the server's CalDAV address (its root or the user's principal)",
+    )
+    username: str = Field(min_length=1, max_length=320)
+    password: SecretStr = Field(description="write-only: stored encrypted, never returned")
+    calendars: list[str] | None = Field(
+        None, description="calendar names or paths to sync; default: every event calendar"
+    )
+
+
+class CaldavConfigUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(None, min_length=1, max_length=2000, pattern=r"^https?://")
+    username: str | None = Field(None, min_length=1, max_length=320)
+    password: SecretStr | None = None
+    calendars: list[str] | None = None
+
+
 class ConnectionCreate(BaseModel):
     user_id: int
     provider: Provider

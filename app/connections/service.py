@@ -27,7 +27,7 @@ from app.models import (
 from app.security import SecretUnreadable, decrypt_secret, encrypt_secret
 from connectors.base import AuthExpired, ConnectorError, CursorExpired, RateLimited
 
-SECRET_FIELDS = {"imap": ("password",)}
+SECRET_FIELDS = {"imap": ("password",), "caldav": ("password",)}
 
 
 @dataclass(frozen=True)

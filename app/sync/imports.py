@@ -6,19 +6,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import select
 
+from app.activities import events
 from app.activities.ingest import IngestResult, ingest_page, load_directory
 from app.db import session_scope
 from app.errors import BadRequest, NotFound
 from app.models import Connection, ConnectionStatus, User, UserAddress, utcnow
-from connectors.files import FileKind, MailFileConnector
+from connectors.files import FileKind, IcsFileConnector, MailFileConnector
 
 
 @dataclass
 class ImportTotals(IngestResult):
-    messages: int = 0  # read from the files, new or not
+    messages: int = 0  # items read from the files (messages, calendar files), new or not
 
 
 def _import_connection(user_email: str, org_id: int | None) -> tuple[int, frozenset[str]]:
@@ -56,17 +58,25 @@ def _import_connection(user_email: str, org_id: int | None) -> tuple[int, frozen
 
 
 def prepare(
-    user_email: str, paths: Sequence[Path], kind: FileKind, *, org_id: int | None = None
-) -> tuple[int, MailFileConnector]:
+    user_email: str,
+    paths: Sequence[Path],
+    kind: FileKind | Literal["ics"],
+    *,
+    org_id: int | None = None,
+) -> tuple[int, MailFileConnector | IcsFileConnector]:
     connection_id, own = _import_connection(user_email, org_id)
-    connector = MailFileConnector(paths, kind=kind, own_addresses=own)
+    connector: MailFileConnector | IcsFileConnector
+    if kind == "ics":
+        connector = IcsFileConnector(paths)
+    else:
+        connector = MailFileConnector(paths, kind=kind, own_addresses=own)
     connector.check()
     return connection_id, connector
 
 
 def run_import(
     connection_id: int,
-    connector: MailFileConnector,
+    connector: MailFileConnector | IcsFileConnector,
     *,
     progress: Callable[[int], None] = lambda _n: None,
 ) -> ImportTotals:
@@ -79,8 +89,10 @@ def run_import(
             connection = session.get_one(Connection, connection_id)
             result = ingest_page(session, connection, page, directory)
             connection.last_synced_at = utcnow()
-        items = len(page.messages) + len(page.failures)
+        items = len(page.messages) + len(page.failures) + len(page.calendar)
         totals.add(result)
         totals.messages += items
         progress(items)
+    with session_scope() as session:  # past events have ended: held meetings and calls now
+        totals.activities_created += events.settle_ended(session, org_id, directory, now=utcnow())
     return totals

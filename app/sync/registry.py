@@ -7,9 +7,12 @@ from typing import Any
 from app.config import settings
 from app.models import Connection
 from connectors.base import Connector
+from connectors.calendar.caldav import CalDavConnector
 from connectors.imap import ImapConnector
 
-SCHEDULED_PROVIDERS = frozenset({"imap"})  # file imports ("import") are run by the CLI only
+SCHEDULED_PROVIDERS = frozenset(
+    {"imap", "caldav"}
+)  # file imports ("import") are run by the CLI only
 
 
 def build_connectors(connection: Connection, secret: dict[str, Any]) -> list[Connector]:
@@ -27,6 +30,18 @@ def build_connectors(connection: Connection, secret: dict[str, Any]) -> list[Con
                     batch_size=settings.imap_batch_size,
                     timeout=settings.imap_timeout_seconds,
                     body_bytes=settings.imap_body_bytes,
+                )
+            ]
+        case "caldav":
+            return [
+                CalDavConnector(
+                    url=config["url"],
+                    username=config["username"],
+                    password=str(secret.get("password", "")),
+                    calendars=config.get("calendars"),
+                    window_past_days=settings.backfill_days,
+                    window_future_days=settings.calendar_future_days,
+                    timeout=settings.calendar_timeout_seconds,
                 )
             ]
         case _:

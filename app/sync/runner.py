@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import structlog
 
+from app.activities import events
 from app.activities.ingest import ingest_page, load_directory
 from app.config import settings
 from app.connections import service as connections
@@ -36,6 +37,8 @@ def run(lease: connections.Lease) -> None:
         for connector in connectors:
             cursor_key = connector.name
             _run_connector(lease, connector)
+        cursor_key = None
+        _settle(lease)
     except connections.LeaseLost:
         log.warning("lease_lost", connection_id=lease.connection_id)
         return
@@ -83,6 +86,15 @@ def _pull_pages(lease: connections.Lease, connector: Connector) -> None:
         SYNC_MESSAGES.labels(provider, "imported").inc(result.imported)
         SYNC_MESSAGES.labels(provider, "filtered").inc(result.filtered)
         SYNC_MESSAGES.labels(provider, "failed").inc(result.failed)
+
+
+def _settle(lease: connections.Lease) -> None:
+    """Events of the organization that ended since they were last computed get their
+    meeting_held and call activities now, even when no calendar changed."""
+    with session_scope() as session:
+        connection = connections.leased(session, lease, now=utcnow())
+        directory = load_directory(session, connection.org_id)
+        events.settle_ended(session, connection.org_id, directory, now=utcnow())
 
 
 def _finish(lease: connections.Lease, error: Exception | None, cursor_key: str | None) -> None:

@@ -21,6 +21,7 @@ def _read(user: User, aliases: list[str]) -> schemas.UserRead:
         role=user.role,
         team_id=user.team_id,
         aliases=aliases,
+        phones=list(user.phones or []),
         created_at=user.created_at,
     )
 
@@ -47,6 +48,30 @@ def update_org(
     data: schemas.OrgUpdate, session: SessionDep, caller: CurrentUser
 ) -> schemas.OrgRead:
     return schemas.OrgRead.model_validate(service.update_org(session, caller, data))
+
+
+@router.get("/org/telephony", summary="The telephony webhook settings; never the secrets (admin)")
+def read_telephony(session: SessionDep, caller: CurrentUser) -> schemas.TelephonyRead:
+    return service.telephony_read(service.telephony_org(session, caller))
+
+
+@router.put(
+    "/org/telephony",
+    summary="Set the Twilio account and auth token (write-only) and the default region (admin)",
+)
+def update_telephony(
+    data: schemas.TelephonyUpdate, session: SessionDep, caller: CurrentUser
+) -> schemas.TelephonyRead:
+    return service.telephony_read(service.update_telephony(session, caller, data))
+
+
+@router.post(
+    "/org/telephony/webhook-secret",
+    status_code=status.HTTP_201_CREATED,
+    summary="Generate a new signing secret for the generic call webhook; shown once (admin)",
+)
+def new_webhook_secret(session: SessionDep, caller: CurrentUser) -> schemas.WebhookSecretCreated:
+    return schemas.WebhookSecretCreated(webhook_secret=service.new_webhook_secret(session, caller))
 
 
 @router.post("/teams", status_code=status.HTTP_201_CREATED, summary="Create a team (admin)")
@@ -102,7 +127,7 @@ def read_user(user_id: int, session: SessionDep, caller: CurrentUser) -> schemas
 
 @router.patch(
     "/users/{user_id}",
-    summary="Change a user's name, role, team or aliases (admin)",
+    summary="Change a user's name, role, team, aliases or phones (admin)",
     responses=CONFLICT_ERROR,
 )
 def update_user(

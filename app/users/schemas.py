@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+import phonenumbers
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from app.models import Role
 
@@ -44,10 +45,24 @@ def _timezone(value: str) -> str:
     return value
 
 
+def _region(value: str) -> str:
+    value = value.strip().upper()
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{value!r} is not an ISO 3166 country code with a numbering plan")
+    return value
+
+
 Domain = Annotated[str, AfterValidator(_domain)]
 Email = Annotated[str, AfterValidator(_email)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+# Normalized to E.164 by the service, with the organization's default region.
+PhoneText = Annotated[str, Field(min_length=1, max_length=64, examples=["+32 470 12 34 56"])]
+Region = Annotated[str, AfterValidator(_region)]
+PHONES_DOC = (
+    "the user's phone numbers (matched against telephony call logs), stored in E.164; "
+    "numbers without + are read in the organization's telephony default_region"
+)
 
 
 class OrgCreate(BaseModel):
@@ -104,6 +119,7 @@ class UserCreate(BaseModel):
     role: Role
     team_id: int | None = None
     aliases: list[Email] = Field(default_factory=list, max_length=50)
+    phones: list[PhoneText] = Field(default_factory=list, max_length=10, description=PHONES_DOC)
 
 
 class UserUpdate(BaseModel):
@@ -111,6 +127,7 @@ class UserUpdate(BaseModel):
     role: Role | None = None
     team_id: int | None = None
     aliases: list[Email] | None = Field(None, max_length=50)
+    phones: list[PhoneText] | None = Field(None, max_length=10, description=PHONES_DOC)
 
 
 class Me(BaseModel):
@@ -129,6 +146,7 @@ class UserRead(BaseModel):
     role: Role
     team_id: int | None
     aliases: list[str]
+    phones: list[str] = Field(description="E.164")
     created_at: datetime
 
 
@@ -138,3 +156,28 @@ class UserCreated(UserRead):
 
 class ApiKeyCreated(BaseModel):
     api_key: str = Field(description="shown once; store it now")
+
+
+class TelephonyRead(BaseModel):
+    """The organization's telephony settings; secrets are never shown, only whether set."""
+
+    twilio_account_sid: str | None
+    default_region: str | None = Field(description="ISO country for numbers written without +")
+    twilio_auth_token_set: bool
+    webhook_secret_set: bool
+    generic_webhook_path: str = Field(description="POST here, signed with the webhook secret")
+    twilio_webhook_path: str = Field(description="Twilio's status callback URL (path)")
+
+
+class TelephonyUpdate(BaseModel):
+    """Fields left out are unchanged; null clears one."""
+
+    twilio_account_sid: str | None = Field(None, pattern=r"^AC[0-9a-fA-F]{32}$")
+    twilio_auth_token: SecretStr | None = Field(
+        None, min_length=8, max_length=256, description="write-only: never shown again"
+    )
+    default_region: Region | None = Field(None, examples=["BE"])
+
+
+class WebhookSecretCreated(BaseModel):
+    webhook_secret: str = Field(description="shown once; store it in the phone system now")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.access import require_role, visible_user, visible_user_ids
-from app.errors import Conflict, NotFound
+from app.calls.service import default_region, holds_number, normalize_phone, secrets_of
+from app.errors import Conflict, NotFound, Unprocessable
 from app.models import ApiKey, Organization, Role, Team, User, UserAddress
-from app.security import hash_api_key, new_api_key
+from app.security import encrypt_secret, hash_api_key, new_api_key
 from app.users import schemas
 
 
@@ -99,6 +102,31 @@ def _add_user(
     return user
 
 
+def _set_phones(session: Session, user: User, raw: Sequence[str]) -> None:
+    """Store the user's numbers in E.164 (422 for one that is not a valid number; 409 for one
+    another user has: a call must name one rep)."""
+    region = default_region(session.get_one(Organization, user.org_id))
+    phones: list[str] = []
+    for text in raw:
+        number = normalize_phone(text, region)
+        if number is None:
+            hint = "" if region else " (write it with +country code, or set a default_region)"
+            raise Unprocessable(f"phones: {text[:64]!r} is not a valid phone number{hint}")
+        if number not in phones:
+            phones.append(number)
+    for number in phones:
+        other = session.scalar(
+            select(User.email).where(
+                User.org_id == user.org_id,
+                User.id != user.id,
+                holds_number(User.phones, number),
+            )
+        )
+        if other is not None:
+            raise Conflict(f"phone number {number} already belongs to another user")
+    user.phones = phones
+
+
 def create_team(session: Session, caller: User, data: schemas.TeamCreate) -> Team:
     require_role(caller, Role.admin)
     if data.manager_id is not None:
@@ -123,6 +151,8 @@ def create_user(session: Session, caller: User, data: schemas.UserCreate) -> tup
     user = _add_user(
         session, caller.org_id, data.email, data.name, data.role, data.team_id, data.aliases
     )
+    _set_phones(session, user, data.phones)
+    session.flush()
     return user, issue_key(session, user)
 
 
@@ -139,6 +169,8 @@ def update_user(session: Session, caller: User, user_id: int, data: schemas.User
         user.role = changes["role"]
     if changes.get("aliases") is not None:
         _set_addresses(session, user, changes["aliases"])
+    if changes.get("phones") is not None:
+        _set_phones(session, user, changes["phones"])
     session.flush()
     return user
 
@@ -164,3 +196,62 @@ def aliases_of(session: Session, user_ids: Sequence[int]) -> dict[int, list[str]
 def list_users(session: Session, caller: User) -> Sequence[User]:
     ids = visible_user_ids(session, caller)
     return session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id)).all()
+
+
+# --- telephony settings -----------------------------------------------------------------------
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def telephony_read(org: Organization) -> schemas.TelephonyRead:
+    settings: dict[str, Any] = org.telephony or {}
+    stored = secrets_of(org)
+    return schemas.TelephonyRead(
+        twilio_account_sid=settings.get("twilio_account_sid"),
+        default_region=settings.get("default_region"),
+        twilio_auth_token_set=bool(stored.get("twilio_auth_token")),
+        webhook_secret_set=bool(stored.get("webhook_secret")),
+        generic_webhook_path=f"/api/v1/calls/webhook/generic?org={org.id}",
+        twilio_webhook_path=f"/api/v1/calls/webhook/twilio?org={org.id}",
+    )
+
+
+def telephony_org(session: Session, caller: User) -> Organization:
+    require_role(caller, Role.admin)
+    return session.get_one(Organization, caller.org_id)
+
+
+def _store_secret(org: Organization, name: str, value: str | None) -> None:
+    stored = secrets_of(org)
+    if value is None:
+        stored.pop(name, None)
+    else:
+        stored[name] = value
+    org.telephony_secret = encrypt_secret(stored) if stored else None
+
+
+def update_telephony(session: Session, caller: User, data: schemas.TelephonyUpdate) -> Organization:
+    org = telephony_org(session, caller)
+    changes = data.model_dump(exclude_unset=True)
+    settings = dict(org.telephony or {})
+    for field in ("twilio_account_sid", "default_region"):
+        if field in changes:
+            if changes[field] is None:
+                settings.pop(field, None)
+            else:
+                settings[field] = changes[field]
+    org.telephony = settings  # a new dict: the JSON column sees the change
+    if "twilio_auth_token" in changes:
+        token = data.twilio_auth_token
+        _store_secret(org, "twilio_auth_token", token.get_secret_value() if token else None)
+    session.flush()
+    return org
+
+
+def new_webhook_secret(session: Session, caller: User) -> str:
+    """A new signing secret for the generic webhook (the old one stops working at once)."""
+    org = telephony_org(session, caller)
+    secret = WEBHOOK_SECRET_PREFIX + secrets.token_urlsafe(32)
+    _store_secret(org, "webhook_secret", secret)
+    session.flush()
+    return secret

@@ -98,7 +98,30 @@ def test_bad_imap_settings_get_a_clear_422(
     assert "s3cret-pw" not in response.text
 
 
-@pytest.mark.parametrize("provider", ["gmail", "microsoft", "caldav", "import"])
+def test_a_caldav_calendar_is_connected_with_a_write_only_password(org: Org) -> None:
+    ana = org.users["ana@acme.example"]["id"]
+    config = {"url": "https://dav.example/", "username": "ana", "password": "cal-s3cret"}
+    response = org.client.post(
+        "/api/v1/connections",
+        json={"user_id": ana, "provider": "caldav", "config": config},
+        headers=org.as_admin(),
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["config"] == {"url": "https://dav.example/", "username": "ana"}
+    assert "cal-s3cret" not in response.text
+    with session_scope() as session:
+        stored = session.get_one(Connection, response.json()["id"])
+        assert decrypt_secret(stored.secret or b"") == {"password": "cal-s3cret"}
+    bad = {**config, "url": "ftp://dav.example/"}
+    response = org.client.post(
+        "/api/v1/connections",
+        json={"user_id": ana, "provider": "caldav", "config": bad},
+        headers=org.as_admin(),
+    )
+    assert response.status_code == 422 and "cal-s3cret" not in response.text
+
+
+@pytest.mark.parametrize("provider", ["gmail", "microsoft", "import"])
 def test_providers_that_are_not_connected_this_way_get_a_400(org: Org, provider: str) -> None:
     response = org.client.post(
         "/api/v1/connections",

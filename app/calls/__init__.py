@@ -1,0 +1,1 @@
+"""Calls from phone systems: signed call-log webhooks (generic JSON, Twilio callbacks)."""

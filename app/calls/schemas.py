@@ -1,0 +1,36 @@
+"""The generic call-log payload and what the webhooks answer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+CallStatus = Literal["completed", "no-answer", "busy", "failed", "canceled"]
+
+
+class GenericCall(BaseModel):
+    """One finished call, as a phone system reports it to `POST /calls/webhook/generic`."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    id: str = Field(min_length=1, max_length=256, description="the phone system's call id")
+    direction: Literal["outbound", "inbound"]
+    from_: str = Field(alias="from", min_length=1, max_length=64, examples=["+32470123456"])
+    to: str = Field(min_length=1, max_length=64, examples=["+3225551234"])
+    started_at: AwareDatetime = Field(description="ISO 8601 with offset")
+    duration_seconds: int = Field(ge=0, le=7 * 86400)
+    status: CallStatus
+    user_email: str | None = Field(
+        None, max_length=320, description="the rep's address, when the number is not theirs"
+    )
+
+
+class WebhookResult(BaseModel):
+    status: Literal["recorded", "duplicate", "ignored"] = Field(
+        description="recorded: a new call; duplicate: the call was already recorded (the same "
+        "call again, or the same call from the other source within 5 minutes); ignored: "
+        "nothing stored (see reason)"
+    )
+    activity_id: int | None = None
+    reason: str | None = None
