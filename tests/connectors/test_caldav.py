@@ -45,7 +45,7 @@ def _objects(pages: list[Page]) -> dict[str, CalendarObject]:
 def server(radicale: RadicaleServer) -> RadicaleServer:
     for user in ("ann", "bob"):
         radicale.add_user(user, f"{user}-secret")
-        radicale.make_calendar(user, "work", "Work")
+        radicale.make_calendar(user, "sales", "Sales")
     return radicale
 
 
@@ -56,8 +56,8 @@ def _connector(server: RadicaleServer, user: str, **kwargs: object) -> CalDavCon
 def test_backfill_of_several_users_and_shared_meeting(server: RadicaleServer) -> None:
     start = _soon(3)
     for user in ("ann", "bob"):
-        server.put(user, f"/{user}/work/", "shared.ics", _event("shared-1", start))
-    server.put("ann", "/ann/work/", "own.ics", _event("own-1", _soon(-10)))
+        server.put(user, f"/{user}/sales/", "shared.ics", _event("shared-1", start))
+    server.put("ann", "/ann/sales/", "own.ics", _event("own-1", _soon(-10)))
     server.make_calendar("ann", "todo", "Tasks", comp="VTODO")
     server.put(
         "ann",
@@ -68,10 +68,10 @@ def test_backfill_of_several_users_and_shared_meeting(server: RadicaleServer) ->
     )
     ann = _objects(_pull(_connector(server, "ann"), None))
     bob = _objects(_pull(_connector(server, "bob"), None))
-    assert set(ann) == {"/ann/work/shared.ics", "/ann/work/own.ics"}
-    assert set(bob) == {"/bob/work/shared.ics"}
-    (a,) = ann["/ann/work/shared.ics"].events
-    (b,) = bob["/bob/work/shared.ics"].events
+    assert set(ann) == {"/ann/sales/shared.ics", "/ann/sales/own.ics"}
+    assert set(bob) == {"/bob/sales/shared.ics"}
+    (a,) = ann["/ann/sales/shared.ics"].events
+    (b,) = bob["/bob/sales/shared.ics"].events
     assert a.uid == b.uid == "shared-1" and a.recurrence_id is None is b.recurrence_id
     assert a.start == start and a.end == start + timedelta(hours=1)
     assert a.organizer is not None and a.organizer.email == "ann@example.com"
@@ -79,7 +79,7 @@ def test_backfill_of_several_users_and_shared_meeting(server: RadicaleServer) ->
 
 
 def test_incremental_add_move_cancel_delete(server: RadicaleServer) -> None:
-    cal = "/ann/work/"
+    cal = "/ann/sales/"
     server.put("ann", cal, "move.ics", _event("move", _soon(1)))
     server.put("ann", cal, "cancel.ics", _event("cancel", _soon(2)))
     server.put("ann", cal, "delete.ics", _event("delete", _soon(3)))
@@ -115,7 +115,7 @@ def test_recurring_series_with_override_and_exdate(server: RadicaleServer) -> No
         "END:VEVENT\r\nEND:VCALENDAR\r\n"
     )
     for user in ("ann", "bob"):
-        server.put(user, f"/{user}/work/", "series.ics", ics)
+        server.put(user, f"/{user}/sales/", "series.ics", ics)
     (ann,) = _objects(_pull(_connector(server, "ann"), None)).values()
     (bob,) = _objects(_pull(_connector(server, "bob"), None)).values()
     rids = [e.recurrence_id for e in ann.events]
@@ -128,7 +128,7 @@ def test_recurring_series_with_override_and_exdate(server: RadicaleServer) -> No
 def test_calendar_filter_and_check(server: RadicaleServer) -> None:
     server.make_calendar("ann", "private", "Private")
     server.put("ann", "/ann/private/", "p.ics", _event("p", _soon(1)))
-    server.put("ann", "/ann/work/", "w.ics", _event("w", _soon(1)))
+    server.put("ann", "/ann/sales/", "w.ics", _event("w", _soon(1)))
     connector = _connector(server, "ann", calendars=["Private"])
     connector.check()
     assert set(_objects(_pull(connector, None))) == {"/ann/private/p.ics"}
@@ -144,14 +144,14 @@ def test_wrong_password_is_auth_expired(server: RadicaleServer) -> None:
 
 
 def test_garbage_sync_token_is_cursor_expired(server: RadicaleServer) -> None:
-    server.put("ann", "/ann/work/", "a.ics", _event("a", _soon(1)))
+    server.put("ann", "/ann/sales/", "a.ics", _event("a", _soon(1)))
     connector = _connector(server, "ann")
     cursor = _pull(connector, None)[-1].cursor
     assert cursor is not None
     import json
 
     state = json.loads(cursor)
-    state["calendars"]["/ann/work/"]["token"] = "http://radicale.org/ns/sync/garbage"
+    state["calendars"]["/ann/sales/"]["token"] = "http://radicale.org/ns/sync/garbage"
     with pytest.raises(CursorExpired):
         _pull(connector, json.dumps(state))
     with pytest.raises(CursorExpired):
@@ -161,7 +161,7 @@ def test_garbage_sync_token_is_cursor_expired(server: RadicaleServer) -> None:
 def test_server_stopped_mid_sync_then_resume_loses_nothing(server: RadicaleServer) -> None:
     server.make_calendar("ann", "second", "Second")
     for i in range(5):
-        server.put("ann", "/ann/work/", f"w{i}.ics", _event(f"w{i}", _soon(i + 1)))
+        server.put("ann", "/ann/sales/", f"w{i}.ics", _event(f"w{i}", _soon(i + 1)))
         server.put("ann", "/ann/second/", f"s{i}.ics", _event(f"s{i}", _soon(i + 1)))
     connector = _connector(server, "ann", page_size=2)
     seen: dict[str, CalendarObject] = {}
@@ -177,7 +177,7 @@ def test_server_stopped_mid_sync_then_resume_loses_nothing(server: RadicaleServe
     assert last_cursor is not None
     server.start()
     seen.update(_objects(_pull(connector, last_cursor)))
-    expected = {f"/ann/work/w{i}.ics" for i in range(5)} | {
+    expected = {f"/ann/sales/w{i}.ics" for i in range(5)} | {
         f"/ann/second/s{i}.ics" for i in range(5)
     }
     assert set(seen) == expected
