@@ -36,12 +36,12 @@ _HOST_DEPENDENT_ZONES = frozenset({"localtime", "factory", "posixrules"})
 
 def _timezone(value: str) -> str:
     lowered = value.lower()
-    if lowered in _HOST_DEPENDENT_ZONES or lowered.startswith(("posix/", "right/")):
-        raise ValueError(f"{value!r} is not an IANA time zone")
+    if len(value) > 64 or lowered in _HOST_DEPENDENT_ZONES or lowered.startswith(("posix/", "right/")):
+        raise ValueError(f"{value[:64]!r} is not an IANA time zone")
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError(f"{value!r} is not an IANA time zone") from error
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
+        raise ValueError(f"{value[:64]!r} is not an IANA time zone") from error
     return value
 
 

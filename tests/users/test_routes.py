@@ -149,6 +149,13 @@ def test_a_host_dependent_zone_is_not_an_org_time_zone(client: TestClient) -> No
     is_error(response, 422, "validation_error")
 
 
+def test_an_overlong_zone_name_is_a_422_not_a_server_error(client: TestClient) -> None:
+    # the zone database is read from files: a name longer than a file name once made an OSError
+    for zone in ("x" * 5000, "Europe/" + "x" * 300):
+        response = client.post("/api/v1/orgs", json={**ORG, "timezone": zone}, headers=ADMIN)
+        is_error(response, 422, "validation_error")
+
+
 def test_a_missing_org_field_is_a_422_naming_it(client: TestClient) -> None:
     for missing in ("name", "domains", "timezone"):
         body = {k: v for k, v in ORG.items() if k != missing}
