@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     imap_timeout_seconds: float = Field(60.0, gt=0)
     imap_body_bytes: int = Field(8192, ge=0)  # body prefix fetched for signatures (0: none)
     max_backoff_seconds: int = Field(3600, ge=60)
+    # the address users' browsers and providers' push notifications reach this API at (OAuth
+    # callbacks and webhooks are built from it)
+    public_url: str = "http://localhost:8000"
 
     log_level: str = "INFO"
     log_json: bool = False

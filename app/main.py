@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import observability
 from app.activities.routes import router as activities_router
 from app.calls.routes import router as calls_router
+from app.connections.oauth_routes import router as oauth_router
 from app.connections.routes import router as connections_router
 from app.contacts.routes import router as contacts_router
 from app.errors import AppError
@@ -91,6 +92,7 @@ def create_app() -> FastAPI:
     )
     for router in (
         users_router,
+        oauth_router,
         connections_router,
         activities_router,
         contacts_router,

@@ -181,6 +181,21 @@ class Connection(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class OAuthFlow(Base):
+    """An OAuth consent in progress: the provider's flow (state, PKCE verifier, nonce)
+    encrypted, found by the hash of its state, used once, and only until it expires."""
+
+    __tablename__ = "oauth_flows"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    flow: Mapped[bytes] = mapped_column(LargeBinary)  # Fernet token of the flow's JSON
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Message(Base):
     """One email, once per organization however many mailboxes hold it."""
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 FolderRole = Literal["inbox", "sent", "other"]
 
@@ -123,6 +123,18 @@ class Connector(Protocol):
 
         The connector opens and closes its own network connection inside the generator.
         """
+        ...
+
+
+@runtime_checkable
+class RefreshesCredentials(Protocol):
+    """A connector whose provider issues new credentials while it syncs (a rotated refresh
+    token, a serialized MSAL token cache). The runner asks after every page and at the end of
+    the run, and stores what it gets (merged over the stored secret, encrypted) in the same
+    transaction as the page, so only the worker holding the connection ever writes it."""
+
+    def fresh_secret(self) -> Mapping[str, Any] | None:
+        """Secret fields changed since the last call, or None when nothing changed."""
         ...
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 APP, CONNECTORS = ROOT / "app", ROOT / "connectors"
-SHARED_CONNECTOR_MODULES = {"connectors", "connectors.base", "connectors.mail"}
+SHARED_CONNECTOR_MODULES = {"connectors", "connectors.base", "connectors.mail", "connectors.oauth"}
 
 
 def sources(folder: Path) -> Iterator[tuple[Path, ast.Module]]:

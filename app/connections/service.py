@@ -100,8 +100,7 @@ def update_config(
     public, secret = split_secret(connection.provider, config)
     connection.config = {**connection.config, **public}
     if secret:
-        old = decrypt_secret(connection.secret) if connection.secret else {}
-        connection.secret = encrypt_secret({**old, **secret})
+        merge_secret(connection, secret)
     connection.status = ConnectionStatus.pending
     connection.last_error = None
     connection.failures = 0
@@ -141,6 +140,11 @@ def _purge(session: Session, connection: Connection) -> None:
 
 def credentials(connection: Connection) -> dict[str, Any]:
     return decrypt_secret(connection.secret) if connection.secret else {}
+
+
+def merge_secret(connection: Connection, fresh: dict[str, Any]) -> None:
+    """Store new secret fields over the old ones, encrypted with the newest key."""
+    connection.secret = encrypt_secret({**credentials(connection), **fresh})
 
 
 # --- claims and outcomes (the worker's side) ---------------------------------------------

@@ -9,10 +9,22 @@ from app.models import Connection
 from connectors.base import Connector
 from connectors.calendar.caldav import CalDavConnector
 from connectors.imap import ImapConnector
+from connectors.oauth import OAuthClient
 
 SCHEDULED_PROVIDERS = frozenset(
     {"imap", "caldav"}
 )  # file imports ("import") are run by the CLI only
+
+# the OAuth consents: /connections/oauth/{name}/start creates these providers' connections
+OAUTH_PROVIDERS: dict[str, tuple[str, ...]] = {}
+
+
+def oauth_client(name: str) -> OAuthClient | None:
+    """The OAuth client of `name` ("google", "microsoft"), None when unknown or when the
+    instance has no client id for it."""
+    match name:
+        case _:
+            return None
 
 
 def build_connectors(connection: Connection, secret: dict[str, Any]) -> list[Connector]:

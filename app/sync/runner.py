@@ -21,7 +21,7 @@ from app.models import Connection, utcnow
 from app.observability import SYNC_MESSAGES, SYNC_RUNS
 from app.security import SecretUnreadable
 from app.sync.registry import build_connectors
-from connectors.base import Connector, ConnectorError, CursorExpired
+from connectors.base import Connector, ConnectorError, CursorExpired, RefreshesCredentials
 
 log = structlog.get_logger(__name__)
 
@@ -77,15 +77,28 @@ def _pull_pages(lease: connections.Lease, connector: Connector) -> None:
         directory = load_directory(session, connection.org_id)
         provider = connection.provider
     since = utcnow() - timedelta(days=settings.backfill_days)
-    for page in connector.pull(cursor, since=since):
-        with session_scope() as session:
-            connection = connections.leased(session, lease, now=utcnow())
-            result = ingest_page(session, connection, page, directory)
-            if page.cursor is not None:  # reassign: JSON columns do not track in-place edits
-                connection.cursors = {**connection.cursors, connector.name: page.cursor}
-        SYNC_MESSAGES.labels(provider, "imported").inc(result.imported)
-        SYNC_MESSAGES.labels(provider, "filtered").inc(result.filtered)
-        SYNC_MESSAGES.labels(provider, "failed").inc(result.failed)
+    try:
+        for page in connector.pull(cursor, since=since):
+            with session_scope() as session:
+                connection = connections.leased(session, lease, now=utcnow())
+                result = ingest_page(session, connection, page, directory)
+                if page.cursor is not None:  # reassign: JSON columns do not track in-place edits
+                    connection.cursors = {**connection.cursors, connector.name: page.cursor}
+                _keep_fresh_secret(connection, connector)
+            SYNC_MESSAGES.labels(provider, "imported").inc(result.imported)
+            SYNC_MESSAGES.labels(provider, "filtered").inc(result.filtered)
+            SYNC_MESSAGES.labels(provider, "failed").inc(result.failed)
+    finally:  # credentials renewed before a failure are kept too (a rotated refresh token)
+        if isinstance(connector, RefreshesCredentials):
+            with session_scope() as session:
+                _keep_fresh_secret(connections.leased(session, lease, now=utcnow()), connector)
+
+
+def _keep_fresh_secret(connection: Connection, connector: Connector) -> None:
+    if isinstance(connector, RefreshesCredentials):
+        fresh = connector.fresh_secret()
+        if fresh:
+            connections.merge_secret(connection, dict(fresh))
 
 
 def _settle(lease: connections.Lease) -> None:

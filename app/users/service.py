@@ -77,6 +77,24 @@ def _set_addresses(session: Session, user: User, aliases: Sequence[str]) -> None
         )
 
 
+def learn_addresses(session: Session, user: User, emails: Sequence[str]) -> list[str]:
+    """Add addresses a provider reports for the user (send-as aliases); those another user of
+    the organization already has are left to them. The ones added, sorted."""
+    wanted = {e.strip().lower() for e in emails if e and "@" in e}
+    known = set(
+        session.scalars(
+            select(UserAddress.email).where(
+                UserAddress.org_id == user.org_id, UserAddress.email.in_(wanted)
+            )
+        )
+    )
+    added = sorted(wanted - known)
+    for email in added:
+        session.add(UserAddress(org_id=user.org_id, user_id=user.id, email=email, is_primary=False))
+    session.flush()
+    return added
+
+
 def _add_user(
     session: Session,
     org_id: int,

@@ -1,0 +1,123 @@
+"""OAuth consents shared by every provider: the flow kept between start and callback, and the
+connections a finished consent creates or reconnects.
+
+The provider's own library builds the flow (google-auth-oauthlib, msal); this module only
+keeps it: encrypted, found by the SHA-256 of its `state`, usable once, for a few minutes.
+The callback arrives from the user's browser without an API key, so the stored flow is what
+ties it to the user who started it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app.access import require_role, visible_user
+from app.errors import BadRequest
+from app.models import Connection, ConnectionStatus, OAuthFlow, Role, User, utcnow
+from app.security import SecretUnreadable, decrypt_secret, encrypt_secret
+
+FLOW_TTL = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class PendingFlow:
+    org_id: int
+    user_id: int
+    provider: str
+    flow: dict[str, Any]
+
+
+def _hash(state: str) -> str:
+    return hashlib.sha256(state.encode("utf-8")).hexdigest()
+
+
+def consenting_user(session: Session, caller: User, user_id: int | None) -> User:
+    """Who the consent is for: the caller, or (for an admin) another user of the org."""
+    if user_id is None or user_id == caller.id:
+        return caller
+    require_role(caller, Role.admin)
+    return visible_user(session, caller, user_id)
+
+
+def keep_flow(
+    session: Session, user: User, provider: str, state: str, flow: dict[str, Any], *, now: datetime
+) -> None:
+    """Store a started flow; expired flows of everybody are cleared on the way."""
+    session.execute(delete(OAuthFlow).where(OAuthFlow.expires_at < now))
+    session.add(
+        OAuthFlow(
+            state_hash=_hash(state),
+            org_id=user.org_id,
+            user_id=user.id,
+            provider=provider,
+            flow=encrypt_secret({"flow": json.loads(json.dumps(flow))}),
+            expires_at=now + FLOW_TTL,
+        )
+    )
+
+
+def take_flow(session: Session, provider: str, state: str | None, *, now: datetime) -> PendingFlow:
+    """The flow started with `state`, removed so it cannot be used twice; BadRequest if the
+    state is unknown, expired, for another provider, or unreadable."""
+    if not state:
+        raise BadRequest("the callback has no state: start the connection again")
+    row = session.scalar(
+        select(OAuthFlow).where(OAuthFlow.state_hash == _hash(state)).with_for_update()
+    )
+    if row is None or row.provider != provider:
+        raise BadRequest("unknown or already used consent: start the connection again")
+    session.delete(row)
+    if row.expires_at < now:
+        raise BadRequest("the consent took too long and expired: start the connection again")
+    try:
+        flow: dict[str, Any] = decrypt_secret(row.flow)["flow"]
+    except SecretUnreadable:
+        raise BadRequest(
+            "the consent cannot be read any more: start the connection again"
+        ) from None
+    return PendingFlow(row.org_id, row.user_id, provider, flow)
+
+
+def connect(
+    session: Session,
+    user: User,
+    provider: str,
+    *,
+    account: str,
+    config: dict[str, Any],
+    secret: dict[str, Any],
+) -> Connection:
+    """The user's connection to `account` at `provider`: created, or (a reconnect) given the
+    new secret and configuration, its error cleared, and due at once. Cursors are kept, so a
+    reconnect resumes where the last sync stopped."""
+    existing = [
+        c
+        for c in session.scalars(
+            select(Connection).where(Connection.user_id == user.id, Connection.provider == provider)
+        )
+        if c.config.get("account") == account
+    ]
+    connection = existing[0] if existing else None
+    if connection is None:
+        connection = Connection(
+            org_id=user.org_id,
+            user_id=user.id,
+            provider=provider,
+            cursors={},
+        )
+        session.add(connection)
+    connection.config = {**(connection.config or {}), **config, "account": account}
+    connection.secret = encrypt_secret(secret)
+    connection.status = ConnectionStatus.pending
+    connection.last_error = None
+    connection.failures = 0
+    connection.next_sync_at = utcnow()
+    session.flush()
+    return connection
