@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -107,6 +108,19 @@ def get_session() -> Iterator[Session]:
 session_scope = contextmanager(get_session)  # the same rule, for jobs and the CLI
 
 
+def commit_without_waiting(session: Session) -> None:
+    """Let this transaction's COMMIT return before the server has flushed it to disk
+    (PostgreSQL `synchronous_commit = off`, for this transaction only).
+
+    For transactions that hold only what can be fetched again: a page of synced items with
+    the cursor that covers it. A server crash may lose the last moment of such commits, and
+    with them their cursor, so the next sync fetches those items again; nothing is lost and
+    the database stays consistent. SQLite runs WAL with `synchronous=NORMAL`, the same
+    trade. Never for credentials (a rotated refresh token must not be lost)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit = off"))
+
+
 def insert_ignore(
     session: Session,
     table: Any,
@@ -122,7 +136,7 @@ def insert_ignore(
     """
     if not rows:
         return []
-    rows = sorted(rows, key=lambda r: tuple(str(r[c]) for c in conflict))
+    rows = sorted(rows, key=itemgetter(*conflict))
     if session.get_bind().dialect.name == "postgresql":
         return _insert_recordset(session, table, rows, conflict, returning)
     from sqlalchemy.dialects.sqlite import insert
@@ -180,7 +194,8 @@ def _insert_recordset(
     for row in rows:
         values = {**row, **defaults}
         for name, process in convert.items():
-            values[name] = process(values[name], dialect)
+            value = process(values[name], dialect)
+            values[name] = value.isoformat() if isinstance(value, datetime) else value
         document.append(values)
     definition = ", ".join(f"{c.name} {c.type.compile(dialect=dialect)}" for c in columns)
     names = ", ".join(c.name for c in columns)

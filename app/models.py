@@ -261,8 +261,9 @@ class Activity(Base):
     __tablename__ = "activities"
     __table_args__ = (
         UniqueConstraint("org_id", "source_key", "user_id", "type"),
+        # every read of activities names its users (what the caller may see), so the
+        # (user, time) index serves them all; an (org, time) one only slowed ingest
         Index("ix_activities_user_time", "user_id", "occurred_at"),
-        Index("ix_activities_org_time", "org_id", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

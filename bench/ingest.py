@@ -50,7 +50,7 @@ from mailgen import (
 from sqlalchemy import JSON, Table, create_engine, insert, select, text
 
 from app.activities.ingest import IngestResult, ingest_page, load_directory
-from app.db import Base, Database, session_scope, set_database, upgrade
+from app.db import Base, Database, commit_without_waiting, session_scope, set_database, upgrade
 from app.models import (
     Activity,
     ActivityContact,
@@ -186,6 +186,36 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class ServerClock:
+    """CPU seconds of the PostgreSQL backends serving the bench database, read from
+    /proc/<pid>/stat (utime + stime): the server runs on this machine. The wall time of a
+    pass depends on what else shares the cores; client CPU + server CPU is what the pass
+    itself costs, and what its wall time comes to on an otherwise idle machine (the client
+    waits for every statement, so the two do not overlap). None on SQLite or without /proc."""
+
+    def __init__(self, database: Database) -> None:
+        self.pids: list[int] = []
+        if database.is_sqlite or not Path("/proc/self/stat").exists():
+            return
+        with database.engine.connect() as connection:  # the pool keeps this one for the pass
+            self.pids = list(
+                connection.scalars(
+                    text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+                )
+            )
+        self.ticks = os.sysconf("SC_CLK_TCK")
+
+    def __call__(self) -> float:
+        total = 0.0
+        for pid in self.pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / self.ticks
+        return total
+
+
 @dataclass
 class MemoryPoint:
     done: int
@@ -199,6 +229,7 @@ class PassResult:
     parse_s: float = 0.0  # wall seconds in parse_headers and building the Page
     write_s: float = 0.0  # wall seconds in the page transaction (ingest_page + commit)
     cpu_s: float = 0.0  # this process's CPU seconds over both
+    server_cpu_s: float = 0.0  # the PostgreSQL backends' CPU seconds over the write
     memory: list[MemoryPoint] = field(default_factory=list)
     totals: Counter[str] = field(default_factory=Counter)
     analyzes: int = 0  # ANALYZE runs between pages (PostgreSQL, --analyze auto)
@@ -285,7 +316,7 @@ def _run_pages(
         directory = load_directory(session, org.org_id)
     marks = [max(1, round(mailbox.count * c)) for c in CHECKPOINTS]
     first_snapshot: tracemalloc.Snapshot | None = None
-    clock, cpu = time.perf_counter, time.process_time
+    clock, cpu, server = time.perf_counter, time.process_time, ServerClock(database)
     for number, generated in enumerate(mailbox.pages(page_size)):
         c0, t0 = cpu(), clock()
         parsed = [_parse(g) for g in generated]
@@ -294,14 +325,16 @@ def _run_pages(
             failures=tuple(f for f in parsed if isinstance(f, Failure)),
             cursor=f'{{"INBOX": {number}}}',
         )
-        t1 = clock()
+        t1, s1 = clock(), server()
         with session_scope() as session:
             connection = session.get_one(Connection, org.connection_id)
             ta = clock()
             ingested = ingest_page(session, connection, page, directory)
             tb = clock()
             connection.cursors = {**connection.cursors, "imap": page.cursor or ""}
+            commit_without_waiting(session)  # as the sync runner commits a page
         t2, c2 = clock(), cpu()
+        result.server_cpu_s += server() - s1
         result.parse_s += t1 - t0
         result.write_s += t2 - t1
         result.steps["begin + load connection"] += ta - t1
@@ -508,11 +541,16 @@ def read_written(database: Database, page_size: int) -> dict[int, dict[Table, Ro
     return dict(sorted(pages.items()))
 
 
-def insert_floor(database: Database, pages: dict[int, dict[Table, Rows]]) -> tuple[float, float]:
-    """Wall and CPU seconds of the fastest plain bulk load of the same rows, one transaction
-    per page: COPY on PostgreSQL, `insert(table)` executemany on SQLite (which has no COPY)."""
+def insert_floor(
+    database: Database, pages: dict[int, dict[Table, Rows]]
+) -> tuple[float, float, float]:
+    """Wall, CPU and server CPU seconds of the fastest plain bulk load of the same rows, one
+    transaction per page: COPY on PostgreSQL, `insert(table)` executemany on SQLite (which
+    has no COPY)."""
     set_database(database)
     wall = cpu = 0.0
+    server = ServerClock(database)
+    s0 = server()
     for batch in pages.values():
         t0, c0 = time.perf_counter(), time.process_time()
         with session_scope() as session:
@@ -525,7 +563,7 @@ def insert_floor(database: Database, pages: dict[int, dict[Table, Rows]]) -> tup
                     _copy(session, table, rows)
         wall += time.perf_counter() - t0
         cpu += time.process_time() - c0
-    return wall, cpu
+    return wall, cpu, server() - s0
 
 
 def _copy(session: Any, table: Table, rows: Rows) -> None:
@@ -548,6 +586,7 @@ class BackendResult:
     parse_floor_s: float
     insert_floor_s: float
     insert_floor_cpu_s: float
+    insert_floor_server_s: float
     rows: dict[str, int]
     traced: PassResult | None = None
 
@@ -588,7 +627,7 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> Back
         floor_org = create_mailbox_owner(database)
         if floor_org != org:
             raise RuntimeError(f"floor database ids differ: {floor_org} != {org}")
-        insert_s, insert_cpu_s = insert_floor(database, written)
+        insert_s, insert_cpu_s, insert_server_s = insert_floor(database, written)
     del written
     gc.collect()
     say(f"[{backend}] parse floor", err=True)
@@ -605,7 +644,9 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> Back
                 )
             finally:
                 tracemalloc.stop()
-    return BackendResult(backend, pipeline, replay, parse_s, insert_s, insert_cpu_s, rows, traced)
+    return BackendResult(
+        backend, pipeline, replay, parse_s, insert_s, insert_cpu_s, insert_server_s, rows, traced
+    )
 
 
 def profile_backend(backend: str, args: argparse.Namespace, workdir: Path) -> None:
@@ -658,15 +699,18 @@ def report(results: list[BackendResult], args: argparse.Namespace, load: str) ->
     say()
     say(
         "| backend | pipeline parse µs/msg | pipeline write µs/msg | pipeline CPU µs/msg "
-        "| insert floor CPU µs/msg | replay parse / write µs/msg "
+        "| + server CPU µs/msg | insert floor CPU + server µs/msg | replay parse / write µs/msg "
         "| tracemalloc MB at 25/50/75/100% |"
     )
-    say("|---|---:|---:|---:|---:|---|---|")
+    say("|---|---:|---:|---:|---:|---:|---|---|")
     for r in results:
         traced = _memory(r.traced.memory, lambda p: p.traced_mb) if r.traced else "not run"
+        server = "-" if r.backend == "sqlite" else f"{r.us(r.pipeline.server_cpu_s):.0f}"
+        floor_server = "" if r.backend == "sqlite" else f" + {r.us(r.insert_floor_server_s):.0f}"
         say(
             f"| {r.backend} | {r.us(r.pipeline.parse_s):.0f} | {r.us(r.pipeline.write_s):.0f} "
-            f"| {r.us(r.pipeline.cpu_s):.0f} | {r.us(r.insert_floor_cpu_s):.0f} "
+            f"| {r.us(r.pipeline.cpu_s):.0f} | {server} "
+            f"| {r.us(r.insert_floor_cpu_s):.0f}{floor_server} "
             f"| {r.replay.us(r.replay.parse_s):.0f} / {r.replay.us(r.replay.write_s):.0f} "
             f"| {traced} |"
         )

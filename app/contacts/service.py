@@ -64,17 +64,25 @@ def upsert_contacts(session: Session, org_id: int, sightings: Iterable[Sighting]
     by_email = {s.email: s for s in sightings}
     if not by_email:
         return {}
-    company_of = {e: identity.company_domain(e) for e in by_email}
-    companies = _upsert_companies(session, org_id, {d for d in company_of.values() if d})
     table = CONTACTS
     existing = _contact_rows(session, org_id, by_email)
     ids = {row.email: row.id for row in existing}
+    # companies are looked up only for contacts that need one: new, or still without one
+    # (once a mailbox's people are known, most pages need none)
+    lacking = [e for e in by_email if e not in ids]
+    lacking += [
+        row.email
+        for row in existing
+        if row.company_id is None and "company_id" not in (row.edited_fields or ())
+    ]
+    company_of = {e: identity.company_domain(e) for e in lacking}
+    companies = _upsert_companies(session, org_id, {d for d in company_of.values() if d})
     rows: list[dict[str, object]] = [
         {
             "org_id": org_id,
             "email": email,
             "name": s.name,
-            "company_id": companies.get(company_of[email] or ""),
+            "company_id": companies.get(company_of.get(email) or ""),
             "phones": list(s.signature.phones) if s.signature else [],
             "title": s.signature.title if s.signature else None,
             "edited_fields": [],
@@ -93,7 +101,7 @@ def upsert_contacts(session: Session, org_id: int, sightings: Iterable[Sighting]
     changes: dict[tuple[str, ...], list[dict[str, object]]] = {}
     for row in existing:
         change = contact_changes(
-            row, by_email[row.email], companies.get(company_of[row.email] or "")
+            row, by_email[row.email], companies.get(company_of.get(row.email) or "")
         )
         if change:
             changes.setdefault(tuple(sorted(change)), []).append(

@@ -16,7 +16,7 @@ from app.activities import events
 from app.activities.ingest import ingest_page, load_directory
 from app.config import settings
 from app.connections import service as connections
-from app.db import session_scope
+from app.db import commit_without_waiting, session_scope
 from app.models import Connection, utcnow
 from app.observability import SYNC_MESSAGES, SYNC_RUNS
 from app.security import SecretUnreadable
@@ -84,7 +84,8 @@ def _pull_pages(lease: connections.Lease, connector: Connector) -> None:
                 result = ingest_page(session, connection, page, directory)
                 if page.cursor is not None:  # reassign: JSON columns do not track in-place edits
                     connection.cursors = {**connection.cursors, connector.name: page.cursor}
-                _keep_fresh_secret(connection, connector)
+                if not _keep_fresh_secret(connection, connector):
+                    commit_without_waiting(session)  # a lost page is fetched again
             SYNC_MESSAGES.labels(provider, "imported").inc(result.imported)
             SYNC_MESSAGES.labels(provider, "filtered").inc(result.filtered)
             SYNC_MESSAGES.labels(provider, "failed").inc(result.failed)
@@ -94,11 +95,14 @@ def _pull_pages(lease: connections.Lease, connector: Connector) -> None:
                 _keep_fresh_secret(connections.leased(session, lease, now=utcnow()), connector)
 
 
-def _keep_fresh_secret(connection: Connection, connector: Connector) -> None:
+def _keep_fresh_secret(connection: Connection, connector: Connector) -> bool:
+    """Store the credentials the connector renewed; whether there were any."""
     if isinstance(connector, RefreshesCredentials):
         fresh = connector.fresh_secret()
         if fresh:
             connections.merge_secret(connection, dict(fresh))
+            return True
+    return False
 
 
 def _settle(lease: connections.Lease) -> None:
