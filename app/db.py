@@ -201,13 +201,17 @@ def _insert_recordset(
     names = ", ".join(c.name for c in columns)
     sql = (
         f"INSERT INTO {table.name} ({names}) SELECT {names} "
-        f"FROM json_to_recordset(CAST(:document AS json)) AS batch({definition}) "
+        f"FROM json_to_recordset(CAST(%s AS json)) AS batch({definition}) "
         f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
     )
     if returning:
         sql += " RETURNING " + ", ".join(c.name for c in returning)
-    result = session.execute(text(sql), {"document": json.dumps(document, default=_json_value)})
-    return list(result.all()) if returning else []
+    # Straight to the driver, as a prepared statement: the statement has one parameter and
+    # no value-dependent plan, so the server parses and plans each shape once per connection.
+    driver: Any = session.connection().connection.driver_connection
+    with driver.cursor() as cursor:
+        cursor.execute(sql, (json.dumps(document, default=_json_value),), prepare=True)
+        return cursor.fetchall() if returning else []
 
 
 def _json_value(value: object) -> str:
