@@ -31,7 +31,16 @@ class PendingFlow:
     org_id: int
     user_id: int
     provider: str
-    flow: dict[str, Any]
+    flow: dict[str, Any] | None  # None: it can no longer be decrypted (the keys changed)
+    expires_at: datetime
+
+    def usable(self, *, now: datetime) -> dict[str, Any]:
+        """The flow, or BadRequest if it expired or cannot be read."""
+        if self.expires_at < now:
+            raise BadRequest("the consent took too long and expired: start the connection again")
+        if self.flow is None:
+            raise BadRequest("the consent cannot be read any more: start the connection again")
+        return self.flow
 
 
 def _hash(state: str) -> str:
@@ -63,9 +72,10 @@ def keep_flow(
     )
 
 
-def take_flow(session: Session, provider: str, state: str | None, *, now: datetime) -> PendingFlow:
-    """The flow started with `state`, removed so it cannot be used twice; BadRequest if the
-    state is unknown, expired, for another provider, or unreadable."""
+def take_flow(session: Session, provider: str, state: str | None) -> PendingFlow:
+    """The flow started with `state`, removed so it cannot be used twice (check it with
+    `PendingFlow.usable` once this transaction is committed, so a stale flow is gone too);
+    BadRequest if the state is missing, unknown, used, or another provider's."""
     if not state:
         raise BadRequest("the callback has no state: start the connection again")
     row = session.scalar(
@@ -74,15 +84,11 @@ def take_flow(session: Session, provider: str, state: str | None, *, now: dateti
     if row is None or row.provider != provider:
         raise BadRequest("unknown or already used consent: start the connection again")
     session.delete(row)
-    if row.expires_at < now:
-        raise BadRequest("the consent took too long and expired: start the connection again")
     try:
-        flow: dict[str, Any] = decrypt_secret(row.flow)["flow"]
+        flow: dict[str, Any] | None = decrypt_secret(row.flow)["flow"]
     except SecretUnreadable:
-        raise BadRequest(
-            "the consent cannot be read any more: start the connection again"
-        ) from None
-    return PendingFlow(row.org_id, row.user_id, provider, flow)
+        flow = None
+    return PendingFlow(row.org_id, row.user_id, provider, flow, row.expires_at)
 
 
 def connect(

@@ -88,9 +88,10 @@ def oauth_callback(name: str, request: Request) -> OAuthConnected:
     client = _client(name)
     params = dict(request.query_params)
     with session_scope() as session:  # the flow is spent whatever happens next
-        pending = oauth.take_flow(session, name, params.get("state"), now=utcnow())
+        pending = oauth.take_flow(session, name, params.get("state"))
+    flow = pending.usable(now=utcnow())
     try:
-        consent = client.finish(pending.flow, params, redirect_uri(name))
+        consent = client.finish(flow, params, redirect_uri(name))
     except AuthExpired as error:
         raise BadRequest(f"the consent was not given: {error}") from None
     except ConnectorError as error:
