@@ -110,6 +110,9 @@ class MailFileConnector:
             yield Page(messages=tuple(messages), failures=tuple(failures))
 
 
+EARLIEST_EVENT = datetime(1900, 1, 1, tzinfo=UTC)
+
+
 class IcsFileConnector:
     """Reads .ics files, and directories of them (recursively): one CalendarObject per file.
 
@@ -147,7 +150,11 @@ class IcsFileConnector:
 
     def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
         del cursor  # an import reads everything it is given; ids make it idempotent
-        window = self.window or (since, datetime.now(UTC) + timedelta(days=365))
+        # `since` may be datetime.min (an import of all history): expanding a series from there
+        # overflows, so the window starts no earlier than EARLIEST_EVENT
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        start = max(since, EARLIEST_EVENT)
+        window = self.window or (start, datetime.now(UTC) + timedelta(days=365))
         objects: list[CalendarObject] = []
         failures: list[Failure] = []
         for path in self.files():

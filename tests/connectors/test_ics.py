@@ -1,4 +1,4 @@
-"""read_calendar's mapping, table-driven, and every real calendar in ../shared/data/ics."""
+"""read_calendar's mapping, table-driven, and every real calendar in tests/data/ics."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from connectors.calendar.ics import UnreadableCalendar, read_calendar, read_calendar_parts
 from connectors.files import IcsFileConnector
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ics"
+DATA = Path(__file__).resolve().parents[1] / "data" / "ics"  # copied from ../shared/data/ics
 WINDOW = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC))
 NY = (
     "BEGIN:VTIMEZONE\r\nTZID:America/New_York\r\nBEGIN:STANDARD\r\nDTSTART:20071104T020000\r\n"
