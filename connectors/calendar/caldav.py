@@ -70,6 +70,7 @@ class CalDavConnector:
         *,
         page_size: int = 50,
         refresh_days: int = 7,
+        sync_tokens: bool = True,
     ) -> None:
         self.url = url
         self.username = username
@@ -80,6 +81,7 @@ class CalDavConnector:
         self.timeout = timeout
         self.page_size = page_size
         self.refresh = timedelta(days=refresh_days)
+        self.sync_tokens = sync_tokens  # False: ctag + ETags even where RFC 6578 is offered
 
     def __repr__(self) -> str:  # never show the password
         return f"CalDavConnector({self.url!r}, {self.username!r})"
@@ -116,7 +118,7 @@ class CalDavConnector:
             name = item.text(f"{DAV}displayname") or item.href.rstrip("/").rsplit("/", 1)[-1]
             if self.calendars is not None and not self._wanted(item.href, name):
                 continue
-            token = item.text(f"{DAV}sync-token") or None
+            token = (item.text(f"{DAV}sync-token") or None) if self.sync_tokens else None
             result.append(RemoteCalendar(item.href, name, token, item.text(f"{CS}getctag")))
         return sorted(result, key=lambda c: c.path)
 

@@ -78,17 +78,25 @@ def test_backfill_of_several_users_and_shared_meeting(server: RadicaleServer) ->
     assert a.source_id != b.source_id
 
 
-def test_incremental_add_move_cancel_delete(server: RadicaleServer) -> None:
+@pytest.mark.parametrize(
+    ("sync_tokens", "kind"),
+    [(True, '"token"'), (False, '"ctag"')],
+    ids=["sync-token", "ctag-etags"],  # servers without RFC 6578 get the second path
+)
+def test_incremental_add_move_cancel_delete(
+    server: RadicaleServer, sync_tokens: bool, kind: str
+) -> None:
     cal = "/ann/sales/"
     server.put("ann", cal, "move.ics", _event("move", _soon(1)))
     server.put("ann", cal, "cancel.ics", _event("cancel", _soon(2)))
     server.put("ann", cal, "delete.ics", _event("delete", _soon(3)))
     server.put("ann", cal, "same.ics", _event("same", _soon(4)))
-    connector = _connector(server, "ann")
+    connector = _connector(server, "ann", sync_tokens=sync_tokens)
     pages = _pull(connector, None)
     assert len(_objects(pages)) == 4
     cursor = pages[-1].cursor
-    assert cursor is not None and '"token"' in cursor
+    assert cursor is not None and kind in cursor
+    assert _objects(_pull(connector, cursor)) == {}  # nothing changed: nothing read
     moved = _soon(5, hour=15)
     server.put("ann", cal, "add.ics", _event("add", _soon(6)))
     server.put("ann", cal, "move.ics", _event("move", moved, extra="SEQUENCE:1\r\n"))
@@ -183,3 +191,20 @@ def test_server_stopped_mid_sync_then_resume_loses_nothing(server: RadicaleServe
     assert set(seen) == expected
     final = _pull(connector, None)[-1].cursor
     assert _objects(_pull(connector, final)) == {}
+
+
+def test_only_the_window_is_read(server: RadicaleServer) -> None:
+    cal = "/ann/sales/"
+    server.put("ann", cal, "old.ics", _event("old", _soon(-400)))  # 13 months back
+    server.put("ann", cal, "recent.ics", _event("recent", _soon(-300)))
+    server.put("ann", cal, "soon.ics", _event("soon", _soon(80)))
+    server.put("ann", cal, "far.ics", _event("far", _soon(100)))  # beyond 3 months ahead
+    connector = _connector(server, "ann", window_past_days=365, window_future_days=90)
+    found = {
+        o.resource.rsplit("/", 1)[-1]: [e.uid for e in o.events]
+        for o in _objects(_pull(connector, None)).values()
+    }
+    assert {name: uids for name, uids in found.items() if uids} == {
+        "recent.ics": ["recent"],
+        "soon.ics": ["soon"],
+    }
