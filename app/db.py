@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from operator import itemgetter
 from typing import Any, cast
 
@@ -190,12 +190,21 @@ def _insert_recordset(
         for c in columns
         if isinstance(c.type, TypeDecorator) and not isinstance(c.type, JSON)
     }
+    for name, process in convert.items():  # the defaults once for the batch
+        if name in defaults:
+            defaults[name] = _plain(process(defaults[name], dialect))
+    per_row = {n: p for n, p in convert.items() if n not in defaults}
     document = []
     for row in rows:
         values = {**row, **defaults}
-        for name, process in convert.items():
-            value = process(values[name], dialect)
-            values[name] = value.isoformat() if isinstance(value, datetime) else value
+        for name, process in per_row.items():
+            value = values[name]
+            # an aware UTC datetime (what the app makes) needs no conversion
+            values[name] = (
+                value.isoformat()
+                if isinstance(value, datetime) and value.tzinfo is UTC
+                else _plain(process(value, dialect))
+            )
         document.append(values)
     definition = ", ".join(f"{c.name} {c.type.compile(dialect=dialect)}" for c in columns)
     names = ", ".join(c.name for c in columns)
@@ -212,6 +221,10 @@ def _insert_recordset(
     with driver.cursor() as cursor:
         cursor.execute(sql, (json.dumps(document, default=_json_value),), prepare=True)
         return cursor.fetchall() if returning else []
+
+
+def _plain(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _json_value(value: object) -> str:
