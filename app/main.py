@@ -14,6 +14,8 @@ from app import observability
 from app.activities.routes import router as activities_router
 from app.calls.routes import router as calls_router
 from app.connections.oauth_routes import router as oauth_router
+from app.connections.push_google import router as push_google_router
+from app.connections.push_microsoft import router as push_microsoft_router
 from app.connections.routes import router as connections_router
 from app.contacts.routes import router as contacts_router
 from app.errors import AppError
@@ -98,6 +100,8 @@ def create_app() -> FastAPI:
         contacts_router,
         quotas_router,
         calls_router,
+        push_microsoft_router,
+        push_google_router,
     ):
         app.include_router(router, prefix=API_PREFIX, responses=COMMON_ERRORS)
     app.add_exception_handler(AppError, _app_error)

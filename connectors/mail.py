@@ -236,6 +236,26 @@ def parse_headers(
     )
 
 
+def parse_fields(
+    fields: dict[str, list[str]],
+    *,
+    source_id: str,
+    folder_role: FolderRole,
+    provider_date: datetime | None = None,
+    calendar_method: str | None = None,
+) -> RemoteMessage:
+    """Headers an API already split (lower-case name -> values, e.g. Gmail's metadata format)
+    into a RemoteMessage, with the same address, date and RFC 2047 handling as a header block."""
+    return _from_fields(
+        fields,
+        source_id=source_id,
+        folder_role=folder_role,
+        provider_date=provider_date,
+        body=None,
+        calendar_method=calendar_method,
+    )
+
+
 def parse_full(
     raw: bytes,
     *,

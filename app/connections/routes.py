@@ -15,9 +15,18 @@ from app.pagination import Page, PageParams, decode_cursor, page_by_id, page_par
 router = APIRouter(tags=["connections"])
 
 _NOT_YET = {
-    "gmail": "Google connections are created by the OAuth flow (not available yet)",
-    "google_calendar": "Google connections are created by the OAuth flow (not available yet)",
-    "microsoft": "Microsoft connections are created by the OAuth flow (not available yet)",
+    "gmail": (
+        "Google connections are created by the OAuth flow: "
+        "GET /api/v1/connections/oauth/google/start"
+    ),
+    "google_calendar": (
+        "Google connections are created by the OAuth flow: "
+        "GET /api/v1/connections/oauth/google/start"
+    ),
+    "microsoft": (
+        "Microsoft 365 connections are created by the OAuth flow: "
+        "GET /api/v1/connections/oauth/microsoft/start"
+    ),
     "import": "file imports are made with `tally import`, not through the API",
 }
 

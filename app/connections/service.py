@@ -108,6 +108,20 @@ def update_config(
     return connection
 
 
+def push_due(connection: Connection, *, now: datetime) -> bool:
+    """A provider's push says the connection changed: due now, unless it waits for a
+    reconnect, a Retry-After or an error backoff (push never bypasses those). Whether it was
+    marked. If it is syncing now, record_success keeps a due time in the past: it runs again."""
+    waiting = (
+        connection.status in (ConnectionStatus.needs_reconnect, ConnectionStatus.error)
+        or connection.last_error is not None
+    )
+    if waiting or (connection.next_sync_at is not None and connection.next_sync_at <= now):
+        return False
+    connection.next_sync_at = now
+    return True
+
+
 def request_sync(session: Session, caller: User, connection_id: int) -> Connection:
     connection = get(session, caller, connection_id)
     connection.next_sync_at = utcnow()

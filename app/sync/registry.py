@@ -6,23 +6,32 @@ from typing import Any
 
 from app.config import settings
 from app.models import Connection
+from app.sync.google import google_connectors, google_oauth
+from app.sync.microsoft import microsoft_connectors, microsoft_oauth
 from connectors.base import Connector
 from connectors.calendar.caldav import CalDavConnector
 from connectors.imap import ImapConnector
 from connectors.oauth import OAuthClient
 
 SCHEDULED_PROVIDERS = frozenset(
-    {"imap", "caldav"}
+    {"imap", "caldav", "microsoft", "gmail", "google_calendar"}
 )  # file imports ("import") are run by the CLI only
 
 # the OAuth consents: /connections/oauth/{name}/start creates these providers' connections
-OAUTH_PROVIDERS: dict[str, tuple[str, ...]] = {}
+OAUTH_PROVIDERS: dict[str, tuple[str, ...]] = {
+    "microsoft": ("microsoft",),
+    "google": ("gmail", "google_calendar"),
+}
 
 
 def oauth_client(name: str) -> OAuthClient | None:
     """The OAuth client of `name` ("google", "microsoft"), None when unknown or when the
     instance has no client id for it."""
     match name:
+        case "microsoft":
+            return microsoft_oauth()
+        case "google":
+            return google_oauth()
         case _:
             return None
 
@@ -56,5 +65,9 @@ def build_connectors(connection: Connection, secret: dict[str, Any]) -> list[Con
                     timeout=settings.calendar_timeout_seconds,
                 )
             ]
+        case "microsoft":
+            return microsoft_connectors(connection, secret)
+        case "gmail" | "google_calendar":
+            return google_connectors(connection, secret)
         case _:
             return []

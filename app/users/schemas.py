@@ -36,7 +36,11 @@ _HOST_DEPENDENT_ZONES = frozenset({"localtime", "factory", "posixrules"})
 
 def _timezone(value: str) -> str:
     lowered = value.lower()
-    if len(value) > 64 or lowered in _HOST_DEPENDENT_ZONES or lowered.startswith(("posix/", "right/")):
+    if (
+        len(value) > 64
+        or lowered in _HOST_DEPENDENT_ZONES
+        or lowered.startswith(("posix/", "right/"))
+    ):
         raise ValueError(f"{value[:64]!r} is not an IANA time zone")
     try:
         ZoneInfo(value)

@@ -1,0 +1,1 @@
+"""Local emulators of providers' APIs for the tests: nothing in the suite reaches a provider."""
