@@ -51,8 +51,9 @@ def consenting_user(session: Session, caller: User, user_id: int | None) -> User
     """Who the consent is for: the caller, or (for an admin) another user of the org."""
     if user_id is None or user_id == caller.id:
         return caller
+    user = visible_user(session, caller, user_id)  # 404 when not the caller's to see
     require_role(caller, Role.admin)
-    return visible_user(session, caller, user_id)
+    return user
 
 
 def keep_flow(

@@ -68,8 +68,8 @@ def oauth_start(
     user_id: Annotated[int | None, Query(description="admin only: another user")] = None,
     redirect: Annotated[bool, Query(description="answer 307 to the consent URL")] = False,
 ) -> OAuthStart | RedirectResponse:
-    client = _client(name)
     user: User = oauth.consenting_user(session, caller, user_id)
+    client = _client(name)
     started = client.start(redirect_uri(name), login_hint=user.email)
     oauth.keep_flow(session, user, name, started.state, started.flow, now=utcnow())
     if redirect:
