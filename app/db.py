@@ -45,6 +45,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # checkpoint (and fsync) every ~40 MB of WAL rather than every 4 MB: ingest commits a
+    # page at a time, and ten times fewer checkpoints halve what a commit waits for
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 
