@@ -134,8 +134,10 @@ def _pairs(values: list[str]) -> list[tuple[str, str]]:
 
 def parse_addresses(values: Iterable[str], *, fast: bool = True) -> tuple[Address, ...]:
     """Addresses from one or more header values, lower-cased, de-duplicated, in order."""
-    seen: dict[str, Address] = {}
     present = [v for v in values if v]
+    if not present:  # most messages have no Cc and no Bcc
+        return ()
+    seen: dict[str, Address] = {}
     try:
         pairs = _pairs(present) if fast else email.utils.getaddresses(present)
     except Exception:
