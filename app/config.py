@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # per-user Gmail quota: 6,000 units/min for projects created since May 2026, 15,000 before
     google_quota_units_per_minute: int = Field(6000, ge=10)
     google_quota_window_seconds: float = Field(60.0, gt=0)
+    # quota units per Gmail method over Google's published costs, e.g. {"messages.get": 5}
+    google_method_costs: dict[str, int] = {}
     google_calendar_requests_per_minute: int = Field(600, ge=1)
     google_max_in_flight: int = Field(4, ge=1, le=16)  # concurrent (batch) requests per user
     google_max_wait_seconds: float = Field(60.0, ge=0)  # longer Retry-After: wait outside

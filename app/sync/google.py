@@ -51,7 +51,7 @@ def gmail_quota() -> Quota:
     return Quota(
         units_per_window=settings.google_quota_units_per_minute,
         window_seconds=settings.google_quota_window_seconds,
-        costs=dict(GMAIL_COSTS),
+        costs={**GMAIL_COSTS, **settings.google_method_costs},
         max_in_flight=settings.google_max_in_flight,
         max_wait_seconds=settings.google_max_wait_seconds,
     )

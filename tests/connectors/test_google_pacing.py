@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
+from app.config import settings
+from app.sync.google import gmail_quota
 from connectors.google.pacing import Pacer, Quota
 
 
@@ -53,3 +57,11 @@ def test_retry_after_blocks_and_refunds_give_back() -> None:
     pacer.refund(100)
     pacer.acquire(1)
     assert clock.now >= 7.0
+
+
+def test_method_costs_are_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert gmail_quota().cost("messages.get") == 20  # Google's published cost
+    monkeypatch.setattr(settings, "google_method_costs", {"messages.get": 5, "new.method": 3})
+    quota = gmail_quota()
+    assert (quota.cost("messages.get"), quota.cost("new.method")) == (5, 3)
+    assert quota.cost("messages.list") == 5  # the rest keep Google's figures
