@@ -275,6 +275,41 @@ def _find(session: Session, org_id: int, ident: tuple[str, int, str]) -> Activit
     ).one()
 
 
+def forget_unlisted(
+    session: Session,
+    connection: Connection,
+    listed: set[str],
+    window: tuple[datetime, datetime],
+    directory: Directory,
+    *,
+    now: datetime,
+) -> int:
+    """After a complete listing of the calendar's `window` (a first sync, or one started afresh
+    because the provider forgot the cursor): a stored resource with an occurrence inside the
+    window that the listing did not name was deleted meanwhile, unseen. Its copies go and its
+    events are recomputed. Resources that only have occurrences outside the window are
+    history the listing could not show, and stay. Returns how many resources went."""
+    inside = set(
+        session.scalars(
+            select(EventCopy.resource)
+            .where(
+                EventCopy.connection_id == connection.id,
+                EventCopy.starts_at >= window[0],
+                EventCopy.starts_at < window[1],
+            )
+            .distinct()
+        )
+    )
+    gone = inside - listed
+    if not gone:
+        return 0
+    where = (EventCopy.connection_id == connection.id, one_of(session, EventCopy.resource, gone))
+    keys = set(session.scalars(select(EventCopy.event_key).where(*where)))
+    session.execute(delete(EventCopy).where(*where))
+    reconcile(session, connection.org_id, keys, directory, now=now)
+    return len(gone)
+
+
 def forget_connection(session: Session, connection: Connection, directory: Directory) -> None:
     """Purge: drop this calendar's copies and recompute the events they belonged to."""
     keys = set(

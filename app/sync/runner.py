@@ -8,7 +8,7 @@ A connector error ends the run in a state a person can read (connections.record_
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -21,7 +21,13 @@ from app.models import Connection, utcnow
 from app.observability import SYNC_MESSAGES, SYNC_RUNS
 from app.security import SecretUnreadable
 from app.sync.registry import build_connectors
-from connectors.base import Connector, ConnectorError, CursorExpired, RefreshesCredentials
+from connectors.base import (
+    Connector,
+    ConnectorError,
+    CursorExpired,
+    Page,
+    RefreshesCredentials,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -77,8 +83,11 @@ def _pull_pages(lease: connections.Lease, connector: Connector) -> None:
         directory = load_directory(session, connection.org_id)
         provider = connection.provider
     since = utcnow() - timedelta(days=settings.backfill_days)
+    listing = _Listing() if cursor is None else None  # a pull from nothing lists everything
     try:
         for page in connector.pull(cursor, since=since):
+            if listing is not None:
+                listing.add(page)
             with session_scope() as session:
                 connection = connections.leased(session, lease, now=utcnow())
                 result = ingest_page(session, connection, page, directory)
@@ -93,6 +102,31 @@ def _pull_pages(lease: connections.Lease, connector: Connector) -> None:
         if isinstance(connector, RefreshesCredentials):
             with session_scope() as session:
                 _keep_fresh_secret(connections.leased(session, lease, now=utcnow()), connector)
+    if listing is not None and listing.window is not None:
+        with session_scope() as session:
+            connection = connections.leased(session, lease, now=utcnow())
+            events.forget_unlisted(
+                session, connection, listing.resources, listing.window, directory, now=utcnow()
+            )
+
+
+class _Listing:
+    """What a complete pull named: its calendar resources, and the window all of them cover."""
+
+    def __init__(self) -> None:
+        self.resources: set[str] = set()
+        self.window: tuple[datetime, datetime] | None = None
+
+    def add(self, page: Page) -> None:
+        for item in page.calendar:
+            self.resources.add(item.resource)
+            if item.window is not None:  # the narrowest: forget only what surely was listed
+                start, end = item.window
+                if self.window is not None:
+                    start, end = max(start, self.window[0]), min(end, self.window[1])
+                self.window = (start, end)
+        for failure in page.failures:  # unreadable now, but still there
+            self.resources.add(failure.source_id)
 
 
 def _keep_fresh_secret(connection: Connection, connector: Connector) -> bool:

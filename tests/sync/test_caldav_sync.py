@@ -18,12 +18,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.activities import events
+from app.activities.ingest import load_directory
 from app.config import settings
 from app.db import session_scope
-from app.models import EventCopy, Observation
+from app.models import Connection, EventCopy, Observation
 from app.sync import registry, runner
 from app.sync.worker import SyncWorker
-from connectors.base import Page
+from connectors.base import Address, Attendee, CalendarObject, Page, RemoteEvent
 from connectors.calendar.ics import UnreadableCalendar, read_calendar_parts
 from tests.api import Org, make_org
 from tests.fixtures.radicale import RadicaleServer
@@ -451,6 +453,73 @@ def test_a_server_stopped_mid_sync_loses_nothing_and_doubles_nothing(
     check(cals)
     cals.sync(ANA)
     check(cals)
+
+
+def test_a_listing_started_afresh_forgets_what_was_deleted_unseen_and_keeps_history(
+    cals: Calendars, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cursor is lost (a server without RFC 6578 here: ctag + ETags; Radicale itself
+    would report the deletion even to a sync from nothing) and an event is deleted meanwhile:
+    no delta will ever say so. The listing that starts afresh does not name it, so its
+    activities go; an old meeting from before the sync window, which no listing can name any
+    more, stays."""
+    real_build = registry.build_connectors
+
+    def without_sync_tokens(connection: Any, secret: Any) -> list[Any]:
+        built = real_build(connection, secret)
+        for connector in built:
+            connector.sync_tokens = False  # type: ignore[attr-defined]
+        return built
+
+    monkeypatch.setattr(runner, "build_connectors", without_sync_tokens)
+    connection_id = cals.connect(ANA)
+    for ev in BACKFILL:
+        cals.put(ANA, ev)
+    cals.sync(ANA)
+    check(cals)
+    ancient_start = NOW - timedelta(days=800)
+    ancient = RemoteEvent(
+        source_id="/ana/sales/ancient.ics#",
+        uid="ancient",
+        recurrence_id=None,
+        start=ancient_start,
+        end=ancient_start + timedelta(hours=1),
+        all_day=False,
+        status="confirmed",
+        summary="Kickoff with Initech, two years ago",
+        location="",
+        description="",
+        conference=(),
+        organizer=Address(ANA),
+        attendees=(Attendee(ANA, response="accepted"), Attendee("pat@initech.example")),
+        created=ancient_start - timedelta(days=7),
+        version="1",
+    )
+    with session_scope() as session:  # stored back when it was inside the window
+        connection = session.get_one(Connection, connection_id)
+        directory = load_directory(session, connection.org_id)
+        item = CalendarObject("/ana/sales/ancient.ics", (ancient,))
+        events.ingest_calendar(session, connection, [item], directory, now=datetime.now(UTC))
+        assert '"ctag"' in connection.cursors["caldav"]
+        connection.cursors = {**connection.cursors, "caldav": "forgotten"}
+    cals.delete(ANA, "pricing")
+    cals.sync(ANA)
+    assert cals.connection(ANA)["status"] == "idle", cals.connection(ANA)["last_error"]
+    check(cals)  # pricing is gone from the metrics
+    with session_scope() as session:
+        resources = set(
+            session.scalars(
+                select(EventCopy.resource).where(EventCopy.connection_id == connection_id)
+            )
+        )
+    assert "/ana/sales/pricing.ics" not in resources
+    assert "/ana/sales/ancient.ics" in resources
+    held = cals.org.client.get(
+        "/api/v1/activities",
+        params={"type": "meeting_held", "end": (NOW - timedelta(days=700)).date().isoformat()},
+        headers=cals.org.as_admin(),
+    )
+    assert [a["subject"] for a in held.json()["items"]] == [ancient.summary]
 
 
 def test_a_broken_calendar_object_is_recorded_and_the_rest_of_the_calendar_counts(
