@@ -11,6 +11,7 @@ exception classes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -124,6 +125,11 @@ class Connector(Protocol):
         The connector opens and closes its own network connection inside the generator.
         """
         ...
+
+
+def dump_cursor(state: Mapping[str, Any]) -> str:
+    """A connector's cursor state as the compact, stable JSON text a Page carries."""
+    return json.dumps(state, separators=(",", ":"), sort_keys=True)
 
 
 @runtime_checkable

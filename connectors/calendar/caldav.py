@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from connectors.base import CalendarObject, CursorExpired, Failure, Page
+from connectors.base import CalendarObject, CursorExpired, Failure, Page, dump_cursor
 from connectors.calendar.dav import CAL, CS, DAV, DavClient
 from connectors.calendar.ics import UnreadableCalendar, read_calendar_parts
 
@@ -52,7 +52,7 @@ def _load(cursor: str | None) -> tuple[tuple[datetime, datetime] | None, dict[st
 
 def _dump(window: tuple[datetime, datetime], calendars: dict[str, State]) -> str:
     body = {"v": 1, "window": [w.isoformat() for w in window], "calendars": calendars}
-    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+    return dump_cursor(body)
 
 
 class CalDavConnector:

@@ -45,6 +45,7 @@ from connectors.base import (
     Page,
     RemoteEvent,
     Response,
+    dump_cursor,
 )
 from connectors.google.api import App, Caller, Endpoints, GoogleError, build, credentials
 from connectors.google.pacing import CALENDAR_QUOTA, Pacer, Quota, pacer_for
@@ -179,10 +180,6 @@ def _load(cursor: str | None) -> State | None:
     return state
 
 
-def _dump(state: State) -> str:
-    return json.dumps(state, separators=(",", ":"), sort_keys=True)
-
-
 class GoogleCalendarConnector:
     name: ClassVar[str] = "google_calendar"
 
@@ -257,7 +254,7 @@ class GoogleCalendarConnector:
         service = self._service()
         if self.watch is not None and self._watch_due(state):
             self._renew_watch(service, state)
-            yield Page(cursor=_dump(state))
+            yield Page(cursor=dump_cursor(state))
         token = state.get("token")
         while True:
             params: dict[str, Any] = {
@@ -286,7 +283,7 @@ class GoogleCalendarConnector:
                 state["token_page" if token else "page"] = next_page
             else:
                 state.update(token=answer.get("nextSyncToken") or token, page=None, token_page=None)
-            yield Page(calendar=objects, failures=failures, cursor=_dump(state))
+            yield Page(calendar=objects, failures=failures, cursor=dump_cursor(state))
             if not next_page:
                 return
 

@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 from googleapiclient.errors import HttpError
 
-from connectors.base import CursorExpired, Failure, FolderRole, Page, RemoteMessage
+from connectors.base import CursorExpired, Failure, FolderRole, Page, RemoteMessage, dump_cursor
 from connectors.google.api import App, Caller, Endpoints, GoogleError, build, credentials
 from connectors.google.pacing import Pacer, Quota, pacer_for
 from connectors.mail import parse_fields
@@ -91,10 +91,6 @@ def _load(cursor: str | None) -> State | None:
     except (ValueError, KeyError, TypeError) as error:
         raise CursorExpired(f"unreadable Gmail cursor: {type(error).__name__}") from error
     return state
-
-
-def _dump(state: State) -> str:
-    return json.dumps(state, separators=(",", ":"), sort_keys=True)
 
 
 def _ms(moment: datetime) -> int:
@@ -205,7 +201,7 @@ class GmailConnector:
                 }
             if self.watch is not None and self._watch_due(state):
                 self._renew_watch(service, state)
-                yield Page(cursor=_dump(state))
+                yield Page(cursor=dump_cursor(state))
             try:
                 yield from self._history(service, pool, state)
             except GoogleError as error:
@@ -216,7 +212,7 @@ class GmailConnector:
                 floor = max(_ms(since), int(state.get("newest") or 0) - self.overlap_ms)
                 state["history"] = str(profile["historyId"])
                 state["relist"] = {"page": None, "floor": floor}
-                yield Page(cursor=_dump(state))
+                yield Page(cursor=dump_cursor(state))
             for key in ("relist", "backfill"):
                 if state.get(key):
                     yield from self._backfill(service, pool, state, key)
@@ -283,7 +279,9 @@ class GmailConnector:
                 state["history"] = str(records[-1]["id"])
             elif not page_token:
                 state["history"] = str(answer.get("historyId") or state["history"])
-            yield Page(messages=tuple(messages), failures=tuple(failures), cursor=_dump(state))
+            yield Page(
+                messages=tuple(messages), failures=tuple(failures), cursor=dump_cursor(state)
+            )
             if not page_token:
                 return
 
@@ -318,7 +316,9 @@ class GmailConnector:
                 state[key] = None
             else:
                 backfill = state[key] = {"page": next_page, "floor": floor}
-            yield Page(messages=tuple(messages), failures=tuple(failures), cursor=_dump(state))
+            yield Page(
+                messages=tuple(messages), failures=tuple(failures), cursor=dump_cursor(state)
+            )
             if state[key] is None:
                 return
 

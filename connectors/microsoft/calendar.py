@@ -31,6 +31,7 @@ from connectors.base import (
     Page,
     RemoteEvent,
     Response,
+    dump_cursor,
 )
 from connectors.microsoft import push
 from connectors.microsoft.http import GraphClient, SyncStateGone, delta_pages
@@ -164,10 +165,6 @@ def _load(cursor: str | None) -> dict[str, Any]:
     return dict(data)
 
 
-def _dump(state: dict[str, Any]) -> str:
-    return json.dumps(state, separators=(",", ":"), sort_keys=True)
-
-
 class GraphCalendarConnector:
     name: ClassVar[str] = "microsoft_calendar"
 
@@ -232,7 +229,7 @@ class GraphCalendarConnector:
                     for items, after in self._round(old_window, link):
                         objects, failures = read_page(items, self.account)
                         state["link"] = after
-                        yield Page(calendar=objects, failures=failures, cursor=_dump(state))
+                        yield Page(calendar=objects, failures=failures, cursor=dump_cursor(state))
                 except SyncStateGone:
                     pass
                 link = None
@@ -244,7 +241,7 @@ class GraphCalendarConnector:
                     objects, failures = read_page(items, self.account)
                     state["window"] = [w.isoformat() for w in window]
                     state["link"] = after
-                    yield Page(calendar=objects, failures=failures, cursor=_dump(state))
+                    yield Page(calendar=objects, failures=failures, cursor=dump_cursor(state))
                 break
             except SyncStateGone:
                 if attempt:
@@ -258,7 +255,7 @@ class GraphCalendarConnector:
                 state.pop("push", None)
             else:
                 state["push"] = subscription
-            yield Page(cursor=_dump(state))
+            yield Page(cursor=dump_cursor(state))
 
     def _round(self, window: Window, link: str | None) -> Iterator[tuple[list[Any], str]]:
         if link is not None:

@@ -37,6 +37,7 @@ from connectors.base import (
     FolderRole,
     Page,
     RemoteMessage,
+    dump_cursor,
 )
 from connectors.microsoft import push
 from connectors.microsoft.http import GraphClient, SyncStateGone, delta_pages
@@ -142,10 +143,6 @@ def _load(cursor: str | None) -> dict[str, Any]:
     return dict(data)
 
 
-def _dump(state: dict[str, Any]) -> str:
-    return json.dumps(state, separators=(",", ":"), sort_keys=True)
-
-
 class GraphMailConnector:
     name: ClassVar[str] = "microsoft_mail"
 
@@ -192,7 +189,7 @@ class GraphMailConnector:
                     for items, link in self._round(folder, links.get(folder), since):
                         messages, failures = read_page(items, role)
                         links[folder] = link
-                        yield Page(messages=messages, failures=failures, cursor=_dump(state))
+                        yield Page(messages=messages, failures=failures, cursor=dump_cursor(state))
                     break
                 except SyncStateGone:
                     if attempt:
@@ -201,7 +198,7 @@ class GraphMailConnector:
         subscriptions = self._subscribe(dict(state["push"]))
         if subscriptions != state["push"]:
             state["push"] = subscriptions
-            yield Page(cursor=_dump(state))
+            yield Page(cursor=dump_cursor(state))
 
     def _round(
         self, folder: str, link: str | None, since: datetime
