@@ -554,6 +554,7 @@ def insert_floor(
     for batch in pages.values():
         t0, c0 = time.perf_counter(), time.process_time()
         with session_scope() as session:
+            commit_without_waiting(session)  # as the pipeline's pages commit
             for table, rows in batch.items():
                 if not rows:
                     continue
