@@ -64,7 +64,17 @@ METADATA_HEADERS = (
     "X-Autoreply",
     "X-Autorespond",
     "X-Auto-Response-Suppress",
+    "Content-Class",
 )
+# The metadata scope shows headers only, never the MIME parts, so a text/calendar part inside
+# an invitation cannot be seen. What the headers do show: Google Calendar sends invitations
+# and answers with this Sender (or From), and Exchange marks meeting messages with
+# `Content-Class: urn:content-classes:calendarmessage`.
+CALENDAR_SENDERS = frozenset(
+    {"calendar-notification@google.com", "calendar-notification@googlemail.com"}
+)
+_ANSWER = re.compile(r"^\s*(accepted|declined|tentatively accepted|updated rsvp)\b", re.IGNORECASE)
+_CANCEL = re.compile(r"^\s*(cancel+ed event|canceled|cancelled)\b", re.IGNORECASE)
 SKIPPED_LABELS = frozenset({"DRAFT", "SPAM", "TRASH", "CHAT"})
 DAY_MS = 86_400_000
 _METHOD = re.compile(r";\s*method\s*=\s*\"?([A-Za-z-]+)", re.IGNORECASE)
@@ -113,18 +123,31 @@ def to_message(data: Mapping[str, Any]) -> RemoteMessage | None:
     provider_date = (
         datetime.fromtimestamp(int(internal) / 1000, UTC) if internal.isdigit() else None
     )
-    content_type = fields.get("content-type", [""])[0]
-    method = None
-    if content_type.lower().startswith("text/calendar"):
-        found = _METHOD.search(content_type)
-        method = found.group(1).upper() if found else None
     return parse_fields(
         fields,
         source_id=str(data["id"]),
         folder_role=role,
         provider_date=provider_date,
-        calendar_method=method,
+        calendar_method=calendar_method(fields),
     )
+
+
+def calendar_method(fields: Mapping[str, list[str]]) -> str | None:
+    """The iMIP METHOD a message carries, as far as its headers tell (see CALENDAR_SENDERS)."""
+    content_type = fields.get("content-type", [""])[0]
+    if content_type.lower().startswith("text/calendar"):
+        found = _METHOD.search(content_type)
+        return found.group(1).upper() if found else "REQUEST"
+    senders = " ".join(fields.get("sender", []) + fields.get("from", [])).lower()
+    exchange = any("calendarmessage" in value.lower() for value in fields.get("content-class", []))
+    if not exchange and not any(address in senders for address in CALENDAR_SENDERS):
+        return None
+    subject = fields.get("subject", [""])[0]
+    if _ANSWER.match(subject):
+        return "REPLY"
+    if _CANCEL.match(subject):
+        return "CANCEL"
+    return "REQUEST"
 
 
 def _gone(error: HttpError) -> bool:

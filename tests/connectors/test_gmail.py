@@ -11,6 +11,7 @@ import pytest
 
 from connectors.base import AuthExpired, Page, RateLimited, RemoteMessage
 from connectors.google import App, Endpoints, GmailConnector, Quota
+from connectors.google.gmail import to_message
 from connectors.google.pacing import Pacer
 from tests.emulators.google import GoogleEmulator, enron_headers
 
@@ -337,3 +338,70 @@ def test_the_watch_is_set_and_renewed_only_when_due(google: GoogleEmulator) -> N
     state["watch"]["expiration"] = int(datetime.now(UTC).timestamp() * 1000) + 3600_000
     pull_all(gmail, json.dumps(state))
     assert len(google.account(ANA).watches) == 2  # expiring within a day: renewed
+
+
+@pytest.mark.parametrize(
+    ("headers", "method"),
+    [
+        # Google Calendar sends invitations and answers as the organizer, through its Sender
+        (
+            {
+                "From": "Ana Silva <ana@acme.example>",
+                "Sender": "Google Calendar <calendar-notification@google.com>",
+                "Subject": "Invitation: Demo @ Tue 14 May 2024 10am - 11am (CEST)",
+            },
+            "REQUEST",
+        ),
+        (
+            {
+                "From": "Joe <joe@northwind.example>",
+                "Sender": "Google Calendar <calendar-notification@google.com>",
+                "Subject": "Accepted: Demo @ Tue 14 May 2024 10am - 11am (CEST)",
+            },
+            "REPLY",
+        ),
+        (
+            {
+                "From": "Google Calendar <calendar-notification@google.com>",
+                "Subject": "Canceled event: Demo @ Tue 14 May 2024",
+            },
+            "CANCEL",
+        ),
+        # Exchange / Outlook meeting messages
+        (
+            {
+                "From": "Kim <kim@globex.example>",
+                "Content-Class": "urn:content-classes:calendarmessage",
+                "Subject": "Declined: Pricing review",
+            },
+            "REPLY",
+        ),
+        # a bare iMIP message
+        ({"From": "kim@globex.example", "Content-Type": "text/calendar; method=CANCEL"}, "CANCEL"),
+        # people writing about meetings are email
+        ({"From": "Joe <joe@northwind.example>", "Subject": "Invitation: our booth"}, None),
+        (
+            {
+                "From": "Joe <joe@northwind.example>",
+                "Subject": "Re: the calendar-notification@google.com mails",
+            },
+            None,
+        ),
+    ],
+)
+def test_calendar_traffic_is_told_from_the_headers_the_metadata_scope_shows(
+    headers: dict[str, str], method: str | None
+) -> None:
+    data = {
+        "id": "m1",
+        "labelIds": ["INBOX"],
+        "internalDate": "1715680800000",
+        "payload": {
+            "mimeType": "multipart/mixed",
+            "headers": [
+                {"name": n, "value": v} for n, v in {"To": ANA, "Date": "", **headers}.items()
+            ],
+        },
+    }
+    message = to_message(data)
+    assert message is not None and message.calendar_method == method
