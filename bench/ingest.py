@@ -50,6 +50,7 @@ from mailgen import (
 from sqlalchemy import JSON, Table, create_engine, insert, select, text
 
 from app.activities.ingest import IngestResult, ingest_page, load_directory
+from app.contacts.service import KnownContacts
 from app.db import Base, Database, commit_without_waiting, session_scope, set_database, upgrade
 from app.models import (
     Activity,
@@ -317,6 +318,7 @@ def _run_pages(
     marks = [max(1, round(mailbox.count * c)) for c in CHECKPOINTS]
     first_snapshot: tracemalloc.Snapshot | None = None
     clock, cpu, server = time.perf_counter, time.process_time, ServerClock(database)
+    known = KnownContacts()  # the runner keeps one per run
     for number, generated in enumerate(mailbox.pages(page_size)):
         c0, t0 = cpu(), clock()
         parsed = [_parse(g) for g in generated]
@@ -329,7 +331,7 @@ def _run_pages(
         with session_scope() as session:
             connection = session.get_one(Connection, org.connection_id)
             ta = clock()
-            ingested = ingest_page(session, connection, page, directory)
+            ingested = ingest_page(session, connection, page, directory, known)
             tb = clock()
             connection.cursors = {**connection.cursors, "imap": page.cursor or ""}
             commit_without_waiting(session)  # as the sync runner commits a page

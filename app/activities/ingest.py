@@ -246,7 +246,9 @@ def _write_activities(
     return ids, len(inserted)
 
 
-def _write(session: Session, connection: Connection, batch: _Batch) -> int:
+def _write(
+    session: Session, connection: Connection, batch: _Batch, known: contacts.KnownContacts | None
+) -> int:
     org_id = connection.org_id
     message_pk = _message_ids(session, org_id, batch)
     observations = [
@@ -262,7 +264,7 @@ def _write(session: Session, connection: Connection, batch: _Batch) -> int:
     insert_ignore(session, Observation.__table__, observations, ["connection_id", "source_id"])
     if not batch.activities:
         return 0
-    contact_ids = contacts.upsert_contacts(session, org_id, batch.sightings.values())
+    contact_ids = contacts.upsert_contacts(session, org_id, batch.sightings.values(), known)
     ids, created = _write_activities(session, org_id, batch, message_pk)
     links = [
         {"activity_id": ids[key], "contact_id": contact_ids[email]}
@@ -294,9 +296,14 @@ def _activity_ids(session: Session, org_id: int, digests: set[str]) -> dict[Acti
 
 
 def ingest_page(
-    session: Session, connection: Connection, page: Page, directory: Directory
+    session: Session,
+    connection: Connection,
+    page: Page,
+    directory: Directory,
+    known: contacts.KnownContacts | None = None,
 ) -> IngestResult:
-    """Infer and store one page; update the connection's counts. Never commits."""
+    """Infer and store one page; update the connection's counts. Never commits. `known`: the
+    contacts this run has met so far (see KnownContacts), for a run of many pages."""
     result = IngestResult()
     if page.calendar:
         seen, created = events.ingest_calendar(
@@ -305,12 +312,16 @@ def ingest_page(
         connection.events_seen += seen
         connection.activities_created += created
         result.activities_created += created
-    result.add(_ingest_mail(session, connection, page, directory))
+    result.add(_ingest_mail(session, connection, page, directory, known))
     return result
 
 
 def _ingest_mail(
-    session: Session, connection: Connection, page: Page, directory: Directory
+    session: Session,
+    connection: Connection,
+    page: Page,
+    directory: Directory,
+    known: contacts.KnownContacts | None,
 ) -> IngestResult:
     """Messages and failures: each item once per connection, whatever the page repeats."""
     unseen = _unseen(session, connection.id, page)
@@ -320,7 +331,7 @@ def _ingest_mail(
     result = _collect(batch, connection, page, unseen, directory)
     if batch.received_from:
         _read_signatures(session, connection.org_id, batch)
-    result.activities_created = _write(session, connection, batch)
+    result.activities_created = _write(session, connection, batch, known)
     connection.messages_seen += result.seen
     connection.messages_imported += result.imported
     connection.messages_filtered += result.filtered

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, cast
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
@@ -15,6 +15,49 @@ from app.db import insert_ignore, one_of
 from app.models import Company, Contact
 
 CONTACTS = cast(Table, Contact.__table__)
+
+
+class ContactRow(NamedTuple):
+    id: int
+    email: str
+    name: str | None
+    company_id: int | None
+    phones: list[str] | None
+    title: str | None
+    edited_fields: list[str] | None
+
+
+@dataclass
+class KnownContacts:
+    """The contacts one sync run has read or written, so that a page revealing nothing new
+    about a contact needs no look-up (a newest-first backfill meets the same people on page
+    after page). It lives as long as the run: a page whose transaction fails ends the run,
+    so nothing of a rolled-back transaction outlives it. A stale entry (a colleague's sync or
+    a person changed the contact meanwhile) can only make a page skip an enrichment; it never
+    decides a write: a contact it says needs a change is read again first."""
+
+    rows: dict[str, ContactRow] = field(default_factory=dict)
+    limit: int = 100_000
+
+    def keep(self, rows: Iterable[ContactRow]) -> None:
+        for row in rows:
+            if len(self.rows) >= self.limit and row.email not in self.rows:
+                return
+            self.rows[row.email] = row
+
+    def id_if_unchanged(self, sighting: Sighting) -> int | None:
+        """The contact's id when the sighting would change nothing on it."""
+        row = self.rows.get(sighting.email)
+        if row is None:
+            return None
+        wants_company = (
+            row.company_id is None
+            and "company_id" not in (row.edited_fields or ())
+            and identity.company_domain(row.email) is not None
+        )
+        if wants_company or contact_changes(row, sighting, None):
+            return None
+        return row.id
 
 
 @dataclass
@@ -57,13 +100,25 @@ def _company_ids(session: Session, org_id: int, domains: set[str]) -> dict[str, 
     return {domain: company_id for domain, company_id in found}
 
 
-def upsert_contacts(session: Session, org_id: int, sightings: Iterable[Sighting]) -> dict[str, int]:
+def upsert_contacts(
+    session: Session,
+    org_id: int,
+    sightings: Iterable[Sighting],
+    known: KnownContacts | None = None,
+) -> dict[str, int]:
     """Create missing contacts (and their companies), fill what they lack (a better name, a
     company, a phone or a title); return address -> contact id. Safe against a concurrent
-    writer creating the same contact."""
+    writer creating the same contact. With `known`, contacts it knows and the sightings change
+    nothing on are not looked up, and what is read or written is added to it."""
     by_email = {s.email: s for s in sightings}
+    quiet: dict[str, int] = {}
+    if known is not None:
+        for email, sighting in by_email.items():
+            if (contact_id := known.id_if_unchanged(sighting)) is not None:
+                quiet[email] = contact_id
+        by_email = {e: s for e, s in by_email.items() if e not in quiet}
     if not by_email:
-        return {}
+        return quiet
     table = CONTACTS
     existing = _contact_rows(session, org_id, by_email)
     ids = {row.email: row.id for row in existing}
@@ -114,7 +169,45 @@ def upsert_contacts(session: Session, org_id: int, sightings: Iterable[Sighting]
             .values({f: bindparam(f"new_{f}") for f in fields})
         )
         session.connection().execute(statement, batch)
-    return ids
+    if known is not None:
+        known.keep(_as_stored(existing, rows, ids, changes))
+    return quiet | ids
+
+
+def _as_stored(
+    existing: list[Any],
+    inserted: list[dict[str, object]],
+    ids: dict[str, int],
+    changes: dict[tuple[str, ...], list[dict[str, object]]],
+) -> list[ContactRow]:
+    """The contacts of this page as they stand once its writes are done."""
+    changed: dict[int, dict[str, Any]] = {
+        int(str(c["contact_pk"])): {k[4:]: v for k, v in c.items() if k.startswith("new_")}
+        for batch in changes.values()
+        for c in batch
+    }
+    stored = [
+        ContactRow(*(getattr(row, f) for f in ContactRow._fields))._replace(
+            **changed.get(row.id, {})
+        )
+        for row in existing
+    ]
+    known = {row.email for row in stored}
+    for row in inserted:
+        email = str(row["email"])
+        if email in ids and email not in known:
+            stored.append(
+                ContactRow(
+                    ids[email],
+                    email,
+                    row["name"],  # type: ignore[arg-type]
+                    row["company_id"],  # type: ignore[arg-type]
+                    row["phones"],  # type: ignore[arg-type]
+                    row["title"],  # type: ignore[arg-type]
+                    [],
+                )
+            )
+    return stored
 
 
 def _contact_rows(session: Session, org_id: int, emails: Iterable[str]) -> list[Any]:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.activities import events
 from app.activities.ingest import IngestResult, ingest_page, load_directory
+from app.contacts.service import KnownContacts
 from app.db import session_scope
 from app.errors import BadRequest, NotFound
 from app.models import Connection, ConnectionStatus, User, UserAddress, utcnow
@@ -84,10 +85,11 @@ def run_import(
     with session_scope() as session:
         org_id = session.get_one(Connection, connection_id).org_id
         directory = load_directory(session, org_id)
+    known = KnownContacts()
     for page in connector.pull(None, since=datetime.min.replace(tzinfo=UTC)):
         with session_scope() as session:
             connection = session.get_one(Connection, connection_id)
-            result = ingest_page(session, connection, page, directory)
+            result = ingest_page(session, connection, page, directory, known)
             connection.last_synced_at = utcnow()
         items = len(page.messages) + len(page.failures) + len(page.calendar)
         totals.add(result)

@@ -16,6 +16,7 @@ from app.activities import events
 from app.activities.ingest import ingest_page, load_directory
 from app.config import settings
 from app.connections import service as connections
+from app.contacts.service import KnownContacts
 from app.db import commit_without_waiting, session_scope
 from app.models import Connection, utcnow
 from app.observability import SYNC_MESSAGES, SYNC_RUNS
@@ -84,13 +85,14 @@ def _pull_pages(lease: connections.Lease, connector: Connector) -> None:
         provider = connection.provider
     since = utcnow() - timedelta(days=settings.backfill_days)
     listing = _Listing() if cursor is None else None  # a pull from nothing lists everything
+    known = KnownContacts()
     try:
         for page in connector.pull(cursor, since=since):
             if listing is not None:
                 listing.add(page)
             with session_scope() as session:
                 connection = connections.leased(session, lease, now=utcnow())
-                result = ingest_page(session, connection, page, directory)
+                result = ingest_page(session, connection, page, directory, known)
                 if page.cursor is not None:  # reassign: JSON columns do not track in-place edits
                     connection.cursors = {**connection.cursors, connector.name: page.cursor}
                 if not _keep_fresh_secret(connection, connector):

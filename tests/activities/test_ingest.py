@@ -8,8 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from app.activities.ingest import ingest_page, load_directory
+from app.contacts.service import KnownContacts
 from app.db import Database, session_scope
 from app.models import Activity, ActivityContact, Company, Connection, Contact, Observation
+from connectors.base import Page, RemoteMessage
 from tests.conftest import _empty
 from tests.factories import message
 from tests.world import World, make_world
@@ -276,3 +279,66 @@ def test_nul_characters_in_headers_are_dropped_not_fatal(database: Database) -> 
     assert (result.imported, result.failed) == (1, 0)
     assert activities() == [("email_received", world.users["ana"], "Proposal v2")]
     assert contacts() == {"joe@northwind.example": ("Joe Smith", "northwind.example")}
+
+
+# --- the contacts a run already knows ----------------------------------------------------------
+
+
+def _pages(world: World, owner: str, pages: list[list[RemoteMessage]], known: object) -> None:
+    for page in pages:
+        with session_scope() as session:
+            connection = session.get_one(Connection, world.connections[owner])
+            directory = load_directory(session, world.org_id)
+            ingest_page(session, connection, Page(messages=tuple(page)), directory, known)  # type: ignore[arg-type]
+
+
+def _contact_rows() -> list[tuple[str, str | None, str | None, int | None]]:
+    with session_scope() as session:
+        rows = session.execute(
+            select(Contact.email, Contact.name, Contact.title, Contact.company_id)
+        )
+        return sorted((e, n, t, c) for e, n, t, c in rows)
+
+
+def _people_pages() -> list[list[RemoteMessage]]:
+    """A newest-first backfill: the same people page after page, names getting better."""
+    joe = (
+        "joe@northwind.example",
+        "Joe <joe@northwind.example>",
+        "Joe Miller <joe@northwind.example>",
+    )
+    li, ana = ("li@gmail.com", "Li Wei <li@gmail.com>"), ("ana@acme.example",)
+    return [
+        [message(joe[0], ana), message(li[0], ana)],
+        [message(joe[1], ana), message(ana[0], (joe[0],))],
+        [message(joe[2], ana), message(li[1], ana)],
+        [message(joe[1], ana, cc=("kim@globex.co.uk",))],
+    ]
+
+
+def test_a_run_that_remembers_its_contacts_writes_what_a_run_that_does_not_writes(
+    database: Database,
+) -> None:
+    pages = _people_pages()
+    _pages(make_world(), "ana", pages, None)
+    without = (activities(), _contact_rows())
+    _empty(database)
+    known = KnownContacts()
+    _pages(make_world(), "ana", pages, known)
+    assert (activities(), _contact_rows()) == without
+    names = {email: row.name for email, row in known.rows.items()}
+    assert names["joe@northwind.example"] == "Joe Miller" and names["li@gmail.com"] == "Li Wei"
+
+
+def test_a_remembered_contact_never_overwrites_what_a_person_set_meanwhile(
+    database: Database,
+) -> None:
+    world = make_world()
+    known = KnownContacts()
+    _pages(world, "ana", [[message("Jo <joe@northwind.example>", ("ana@acme.example",))]], known)
+    with session_scope() as session:  # a person names the contact by hand (the PATCH route)
+        contact = session.scalars(select(Contact)).one()
+        contact.name, contact.edited_fields = "J.", ["name"]
+    better = message("Joe Miller <joe@northwind.example>", ("ana@acme.example",))
+    _pages(world, "ana", [[better]], known)  # the run's memory still says "Jo", unedited
+    assert [(e, n) for e, n, _t, _c in _contact_rows()] == [("joe@northwind.example", "J.")]
