@@ -37,7 +37,7 @@ class KnownContacts:
     decides a write: a contact it says needs a change is read again first."""
 
     rows: dict[str, ContactRow] = field(default_factory=dict)
-    limit: int = 100_000
+    limit: int = 20_000  # ~5 MB: memory stays bounded however large the mailbox
 
     def keep(self, rows: Iterable[ContactRow]) -> None:
         for row in rows:
