@@ -120,7 +120,9 @@ def upsert_contacts(
     if not by_email:
         return quiet
     table = CONTACTS
-    existing = _contact_rows(session, org_id, by_email)
+    # What the run's memory does not know is mostly new: insert first, and read only the ones
+    # that turn out to exist. Without a memory, most exist: read first, insert the rest.
+    existing = [] if known is not None else _contact_rows(session, org_id, by_email)
     ids = {row.email: row.id for row in existing}
     # companies are looked up only for contacts that need one: new, or still without one
     # (once a mailbox's people are known, most pages need none)
@@ -149,7 +151,7 @@ def upsert_contacts(
         session, table, rows, ["org_id", "email"], returning=(table.c.email, table.c.id)
     )
     ids.update({email: contact_id for email, contact_id in inserted})
-    raced = [e for e in by_email if e not in ids]  # created meanwhile by another writer
+    raced = [e for e in by_email if e not in ids]  # there already (or created meanwhile)
     if raced:
         existing = [*existing, *_contact_rows(session, org_id, raced)]
         ids.update({row.email: row.id for row in existing})
