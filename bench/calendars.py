@@ -22,9 +22,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,11 +29,12 @@ from pathlib import Path
 import icalendar
 import recurring_ical_events
 from calgen import NOW, ORG_DOMAIN, Calendars, Resource, user_email
-from sqlalchemy import create_engine, func, select, text
+from ingest import fresh_database, rss_mb, say  # the same throw-away databases and output
+from sqlalchemy import func, select
 
 from app.activities.events import ingest_calendar, settle_ended
 from app.activities.ingest import load_directory
-from app.db import Database, session_scope, set_database, upgrade
+from app.db import Database, session_scope, set_database
 from app.models import (
     Activity,
     Connection,
@@ -50,45 +48,8 @@ from app.models import (
 from connectors.base import CalendarObject
 from connectors.calendar.ics import UnreadableCalendar, read_calendar_parts
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TALLY_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 PAGE = 50  # objects per page: the CalDAV connector's default
 FUTURE = timedelta(days=90)
-
-
-def say(line: str = "", *, err: bool = False) -> None:
-    stream = sys.stderr if err else sys.stdout
-    stream.write(line + "\n")
-    stream.flush()
-
-
-@contextmanager
-def fresh_database(backend: str, workdir: Path, label: str) -> Iterator[Database]:
-    """A new, migrated, throw-away database; dropped (or deleted) on the way out."""
-    name = f"tally_bench_{label}_{uuid.uuid4().hex[:8]}"
-    if backend == "sqlite":
-        database = Database(f"sqlite:///{workdir / name}.db")
-        try:
-            upgrade(database)
-            yield database
-        finally:
-            database.engine.dispose()
-            for path in workdir.glob(f"{name}.db*"):
-                path.unlink()
-        return
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    database = Database(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
-    try:
-        upgrade(database)
-        yield database
-    finally:
-        database.engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def create_org(database: Database, users: int) -> tuple[int, dict[int, int]]:
@@ -118,13 +79,6 @@ def create_org(database: Database, users: int) -> tuple[int, dict[int, int]]:
             session.flush()
             connections[index] = connection.id
         return org.id, connections
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 @dataclass
