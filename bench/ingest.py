@@ -45,7 +45,6 @@ from mailgen import (
     USERS,
     GeneratedMessage,
     Mailbox,
-    page_of,
 )
 from sqlalchemy import JSON, Table, create_engine, insert, select, text
 
@@ -293,11 +292,13 @@ def run_pipeline(
     analyze: bool,
     trace: bool = False,
     progress: str = "",
+    floor: Floor | None = None,
 ) -> PassResult:
-    """Parse → infer → write, page by page; generation of the raw bytes is not timed."""
+    """Parse → infer → write, page by page; generation of the raw bytes is not timed. With
+    `floor`, the floor is measured beside each page (outside the pipeline's timings)."""
     result = PassResult()
     with breakdown(result.steps):
-        _run_pages(database, org, mailbox, page_size, result, analyze, trace, progress)
+        _run_pages(database, org, mailbox, page_size, result, analyze, trace, progress, floor)
     return result
 
 
@@ -310,6 +311,7 @@ def _run_pages(
     analyze: bool,
     trace: bool,
     progress: str,
+    floor: Floor | None,
 ) -> None:
     set_database(database)
     autoanalyze = AutoAnalyze(database, enabled=analyze)
@@ -320,6 +322,8 @@ def _run_pages(
     clock, cpu, server = time.perf_counter, time.process_time, ServerClock(database)
     known = KnownContacts()  # the runner keeps one per run
     for number, generated in enumerate(mailbox.pages(page_size)):
+        if floor is not None:
+            floor.parse([g.raw for g in generated])
         c0, t0 = cpu(), clock()
         parsed = [_parse(g) for g in generated]
         page = Page(
@@ -344,6 +348,8 @@ def _run_pages(
         result.steps["commit (flush + COMMIT)"] += t2 - tb
         result.cpu_s += c2 - c0
         result.messages += len(generated)
+        if floor is not None:
+            floor.insert_page()
         _count(result.totals, ingested)
         autoanalyze.after(result.messages)
         if marks and result.messages >= marks[0]:
@@ -484,89 +490,69 @@ def breakdown(steps: Steps) -> Iterator[None]:
         )
 
 
-def parse_floor(mailbox: Mailbox, page_size: int) -> float:
-    """Seconds in the stdlib compat32 header parse alone, over every message."""
-    parser = BytesHeaderParser(policy=compat32)
-    parse = parser.parsebytes
-    seconds = 0.0
-    for generated in mailbox.pages(page_size):
-        raws = [g.raw for g in generated]
+class Floor:
+    """The floor, measured page by page beside the pipeline, so both see the machine in the
+    same state (on a shared VM its speed drifts by a third within minutes).
+
+    Before each pipeline page: the stdlib compat32 header parse of the page's raw messages,
+    alone. After it: the rows that page wrote (read back untimed: every row of the five
+    tables with an id above the last page's, and the links of the new activities) go into a
+    second fresh database with the fastest plain bulk load there is, in one transaction
+    committed as the pipeline commits its pages: COPY on PostgreSQL, `insert(table)`
+    executemany on SQLite (which has no COPY); foreign-key order, no conflict handling, no
+    selects."""
+
+    def __init__(self, source: Database, target: Database) -> None:
+        self.source, self.target = source, target
+        self.last = dict.fromkeys(WRITTEN, 0)  # the highest id copied, per table
+        self.parse_s = self.insert_s = self.insert_cpu_s = self.insert_server_s = 0.0
+        self.rows: Counter[str] = Counter()
+        self.server = ServerClock(target)
+        self._parse = BytesHeaderParser(policy=compat32).parsebytes
+
+    def parse(self, raws: list[bytes]) -> None:
         t0 = time.perf_counter()
         for raw in raws:
-            parse(raw)
-        seconds += time.perf_counter() - t0
-    return seconds
+            self._parse(raw)
+        self.parse_s += time.perf_counter() - t0
 
-
-def read_written(database: Database, page_size: int) -> dict[int, dict[Table, Rows]]:
-    """Every row the pipeline wrote, grouped by the page that wrote it.
-
-    An observation's page is its message's position in the stream (its source id); a message,
-    an activity and its links belong to the page of their first observation; a contact to the
-    first page that links it; a company to the first page of its contacts."""
-    with database.engine.connect() as connection:
-        rows = {
-            table: [dict(r._mapping) for r in connection.execute(select(table))]
-            for table in WRITTEN
-        }
-    company_t, contact_t, message_t, observation_t, activity_t, link_t = WRITTEN
-    last = 10**9
-    message_page: dict[int, int] = {}
-    for row in rows[observation_t]:
-        row["_page"] = page_of(row["source_id"], page_size)
-        if row["message_pk"] is not None:
-            pk = row["message_pk"]
-            message_page[pk] = min(message_page.get(pk, last), row["_page"])
-    for row in rows[message_t]:
-        row["_page"] = message_page.get(row["id"], 0)
-    activity_page = {}
-    for row in rows[activity_t]:
-        row["_page"] = activity_page[row["id"]] = message_page.get(row["message_pk"], 0)
-    contact_page: dict[int, int] = {}
-    for row in rows[link_t]:
-        row["_page"] = activity_page[row["activity_id"]]
-        contact_page[row["contact_id"]] = min(
-            contact_page.get(row["contact_id"], last), row["_page"]
-        )
-    company_page: dict[int, int] = {}
-    for row in rows[contact_t]:
-        row["_page"] = contact_page.get(row["id"], 0)
-        if row["company_id"] is not None:
-            pk = row["company_id"]
-            company_page[pk] = min(company_page.get(pk, last), row["_page"])
-    for row in rows[company_t]:
-        row["_page"] = company_page.get(row["id"], 0)
-    pages: dict[int, dict[Table, Rows]] = defaultdict(lambda: {t: [] for t in WRITTEN})
-    for table in WRITTEN:
-        for row in rows[table]:
-            pages[row.pop("_page")][table].append(row)
-    return dict(sorted(pages.items()))
-
-
-def insert_floor(
-    database: Database, pages: dict[int, dict[Table, Rows]]
-) -> tuple[float, float, float]:
-    """Wall, CPU and server CPU seconds of the fastest plain bulk load of the same rows, one
-    transaction per page: COPY on PostgreSQL, `insert(table)` executemany on SQLite (which
-    has no COPY)."""
-    set_database(database)
-    wall = cpu = 0.0
-    server = ServerClock(database)
-    s0 = server()
-    for batch in pages.values():
+    def insert_page(self) -> None:
+        batch = self._new_rows()
+        s0 = self.server()
         t0, c0 = time.perf_counter(), time.process_time()
-        with session_scope() as session:
+        with self.target.sessions.begin() as session:
             commit_without_waiting(session)  # as the pipeline's pages commit
             for table, rows in batch.items():
                 if not rows:
                     continue
-                if database.is_sqlite:
+                if self.target.is_sqlite:
                     session.execute(insert(table), rows)
                 else:
                     _copy(session, table, rows)
-        wall += time.perf_counter() - t0
-        cpu += time.process_time() - c0
-    return wall, cpu, server() - s0
+        self.insert_s += time.perf_counter() - t0
+        self.insert_cpu_s += time.process_time() - c0
+        self.insert_server_s += self.server() - s0
+
+    def _new_rows(self) -> dict[Table, Rows]:
+        *tables, links = WRITTEN
+        activities = tables[-1]
+        batch: dict[Table, Rows] = {}
+        with self.source.engine.connect() as connection:
+            for table in WRITTEN:
+                if table is links:
+                    query = select(table).where(table.c.activity_id > self.last[activities])
+                else:
+                    query = select(table).where(table.c.id > self.last[table])
+                rows = [
+                    dict(r._mapping)
+                    for r in connection.execute(query.order_by(*table.primary_key.columns))
+                ]
+                batch[table] = rows
+                self.rows[table.name] += len(rows)
+            for table in tables:  # after the links: they read the activities' old mark
+                if batch[table]:
+                    self.last[table] = max(row["id"] for row in batch[table])
+        return batch
 
 
 def _copy(session: Any, table: Table, rows: Rows) -> None:
@@ -614,27 +600,25 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> Back
         args.seed, args.messages, full_headers=args.full_headers, with_bodies=args.bodies
     )
     size = args.page_size
-    say(f"[{backend}] pipeline: {args.messages:,} messages, pages of {size}", err=True)
-    with fresh_database(backend, workdir, "pipeline") as database:
+    say(f"[{backend}] pipeline and floor: {args.messages:,} messages, pages of {size}", err=True)
+    with (
+        fresh_database(backend, workdir, "pipeline") as database,
+        fresh_database(backend, workdir, "floor") as floor_database,
+    ):
         org = create_mailbox_owner(database)
+        floor_org = create_mailbox_owner(floor_database)
+        if floor_org != org:
+            raise RuntimeError(f"floor database ids differ: {floor_org} != {org}")
+        floor = Floor(database, floor_database)
         gc.collect()
         pipeline = run_pipeline(
-            database, org, mailbox, size, analyze=args.analyze, progress="pipeline"
+            database, org, mailbox, size, analyze=args.analyze, progress="pipeline", floor=floor
         )
         say(f"[{backend}] replay of every page", err=True)
         replay = run_pipeline(database, org, mailbox, size, analyze=False)  # stats are fresh
-        written = read_written(database, size)
-    rows = {t.name: sum(len(p[t]) for p in written.values()) for t in WRITTEN}
+    rows = {t.name: floor.rows[t.name] for t in WRITTEN}
     say(f"[{backend}] insert floor: {sum(rows.values()):,} rows, {rows}", err=True)
-    with fresh_database(backend, workdir, "floor") as database:
-        floor_org = create_mailbox_owner(database)
-        if floor_org != org:
-            raise RuntimeError(f"floor database ids differ: {floor_org} != {org}")
-        insert_s, insert_cpu_s, insert_server_s = insert_floor(database, written)
-    del written
     gc.collect()
-    say(f"[{backend}] parse floor", err=True)
-    parse_s = parse_floor(mailbox, size)
     traced = None
     if args.tracemalloc:
         say(f"[{backend}] memory pass under tracemalloc (not timed)", err=True)
@@ -648,7 +632,15 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> Back
             finally:
                 tracemalloc.stop()
     return BackendResult(
-        backend, pipeline, replay, parse_s, insert_s, insert_cpu_s, insert_server_s, rows, traced
+        backend,
+        pipeline,
+        replay,
+        floor.parse_s,
+        floor.insert_s,
+        floor.insert_cpu_s,
+        floor.insert_server_s,
+        rows,
+        traced,
     )
 
 
