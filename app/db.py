@@ -142,13 +142,7 @@ def insert_ignore(
     rows = sorted(rows, key=itemgetter(*conflict))
     if session.get_bind().dialect.name == "postgresql":
         return _insert_recordset(session, table, rows, conflict, returning)
-    from sqlalchemy.dialects.sqlite import insert
-
-    statement = insert(table).on_conflict_do_nothing(index_elements=conflict)
-    if not returning:
-        session.execute(statement, rows)
-        return []
-    return list(session.execute(statement.returning(*returning), rows).all())
+    return _insert_values(session, table, rows, conflict, returning)
 
 
 def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
@@ -181,13 +175,7 @@ def _insert_recordset(
     of a page share a moment.
     """
     dialect = session.get_bind().dialect
-    columns = [c for c in table.c if c.name in rows[0]]
-    defaults: dict[str, Any] = {}
-    for column in table.c:
-        default: Any = column.default
-        if column.name not in rows[0] and default is not None and not default.is_sequence:
-            defaults[column.name] = default.arg(None) if default.is_callable else default.arg
-            columns.append(column)
+    columns, defaults = _batch_columns(table, rows[0])
     convert = {
         c.name: c.type.process_bind_param
         for c in columns
@@ -224,6 +212,67 @@ def _insert_recordset(
     with driver.cursor() as cursor:
         cursor.execute(sql, (json.dumps(document, default=_json_value),), prepare=True)
         return cursor.fetchall() if returning else []
+
+
+def _batch_columns(table: Table, first: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The columns a batch writes (those of its rows, then those with a Python-side default)
+    and those defaults, evaluated once for the batch: the rows of a page share a moment."""
+    columns = [c for c in table.c if c.name in first]
+    defaults: dict[str, Any] = {}
+    for column in table.c:
+        default: Any = column.default
+        if column.name not in first and default is not None and not default.is_sequence:
+            defaults[column.name] = default.arg(None) if default.is_callable else default.arg
+            columns.append(column)
+    return columns, defaults
+
+
+_SQLITE_VARIABLES = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since 3.32
+
+
+def _insert_values(
+    session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    conflict: list[str],
+    returning: tuple[Any, ...],
+) -> list[Any]:
+    """SQLite: straight to the sqlite3 cursor, each value through its column type's own bind
+    processor (the same text SQLAlchemy would store); `executemany` without `returning`, else
+    multi-row VALUES statements as large as SQLite takes. SQLAlchemy's per-row parameter
+    building cost more than the insert itself."""
+    dialect = session.get_bind().dialect
+    columns, defaults = _batch_columns(table, rows[0])
+    processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    fixed = {}
+    for column, process in zip(columns, processors, strict=True):
+        if column.name in defaults:
+            value = defaults[column.name]
+            fixed[column.name] = process(value) if process else value
+    params = [
+        tuple(
+            fixed[c.name] if c.name in fixed else (process(row[c.name]) if process else row[c.name])
+            for c, process in zip(columns, processors, strict=True)
+        )
+        for row in rows
+    ]
+    names = ", ".join(c.name for c in columns)
+    one = "(" + ", ".join("?" * len(columns)) + ")"
+    tail = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    if not returning:
+        cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES {one}{tail}", params)
+        return []
+    tail += " RETURNING " + ", ".join(c.name for c in returning)
+    found: list[Any] = []
+    size = max(1, _SQLITE_VARIABLES // len(columns))
+    for start in range(0, len(params), size):
+        chunk = params[start : start + size]
+        values = ", ".join([one] * len(chunk))
+        flat = [value for row in chunk for value in row]
+        cursor.execute(f"INSERT INTO {table.name} ({names}) VALUES {values}{tail}", flat)
+        found.extend(cursor.fetchall())
+    return found
 
 
 def _plain(value: object) -> object:

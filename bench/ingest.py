@@ -46,7 +46,7 @@ from mailgen import (
     GeneratedMessage,
     Mailbox,
 )
-from sqlalchemy import JSON, Table, create_engine, insert, select, text
+from sqlalchemy import JSON, Table, create_engine, select, text
 
 from app.activities.ingest import IngestResult, ingest_page, load_directory
 from app.contacts.service import KnownContacts
@@ -498,7 +498,7 @@ class Floor:
     alone. After it: the rows that page wrote (read back untimed: every row of the five
     tables with an id above the last page's, and the links of the new activities) go into a
     second fresh database with the fastest plain bulk load there is, in one transaction
-    committed as the pipeline commits its pages: COPY on PostgreSQL, `insert(table)`
+    committed as the pipeline commits its pages: COPY on PostgreSQL, the sqlite3 cursor's
     executemany on SQLite (which has no COPY); foreign-key order, no conflict handling, no
     selects."""
 
@@ -526,7 +526,7 @@ class Floor:
                 if not rows:
                     continue
                 if self.target.is_sqlite:
-                    session.execute(insert(table), rows)
+                    _executemany(session, table, rows)
                 else:
                     _copy(session, table, rows)
         self.insert_s += time.perf_counter() - t0
@@ -553,6 +553,21 @@ class Floor:
                 if batch[table]:
                     self.last[table] = max(row["id"] for row in batch[table])
         return batch
+
+
+def _executemany(session: Any, table: Table, rows: Rows) -> None:
+    """SQLite's fastest bulk load: the sqlite3 cursor's executemany, values through their column
+    types' bind processors (the text SQLAlchemy stores), no SQLAlchemy statement machinery."""
+    dialect = session.get_bind().dialect
+    names = list(rows[0])
+    processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
+    params = [
+        tuple(p(row[n]) if p else row[n] for n, p in zip(names, processors, strict=True))
+        for row in rows
+    ]
+    cursor = session.connection().connection.driver_connection.cursor()
+    marks = ", ".join("?" * len(names))
+    cursor.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", params)
 
 
 def _copy(session: Any, table: Table, rows: Rows) -> None:
