@@ -134,7 +134,7 @@ def upsert_contacts(
     ]
     company_of = {e: identity.company_domain(e) for e in lacking}
     companies = _upsert_companies(session, org_id, {d for d in company_of.values() if d})
-    rows: list[dict[str, object]] = [
+    rows: list[dict[str, Any]] = [
         {
             "org_id": org_id,
             "email": email,
@@ -156,14 +156,16 @@ def upsert_contacts(
         existing = [*existing, *_contact_rows(session, org_id, raced)]
         ids.update({row.email: row.id for row in existing})
     changes: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    stored: list[ContactRow] = []  # the page's contacts as they stand after its writes
     for row in existing:
-        change = contact_changes(
+        change: dict[str, Any] = contact_changes(
             row, by_email[row.email], companies.get(company_of.get(row.email) or "")
         )
         if change:
             changes.setdefault(tuple(sorted(change)), []).append(
                 {"contact_pk": row.id, **{f"new_{k}": v for k, v in change.items()}}
             )
+        stored.append(ContactRow(*(getattr(row, f) for f in ContactRow._fields))._replace(**change))
     for fields, batch in changes.items():  # one executemany per set of changed fields
         statement = (
             update(table)
@@ -172,44 +174,16 @@ def upsert_contacts(
         )
         session.connection().execute(statement, batch)
     if known is not None:
-        known.keep(_as_stored(existing, rows, ids, changes))
-    return quiet | ids
-
-
-def _as_stored(
-    existing: list[Any],
-    inserted: list[dict[str, object]],
-    ids: dict[str, int],
-    changes: dict[tuple[str, ...], list[dict[str, object]]],
-) -> list[ContactRow]:
-    """The contacts of this page as they stand once its writes are done."""
-    changed: dict[int, dict[str, Any]] = {
-        int(str(c["contact_pk"])): {k[4:]: v for k, v in c.items() if k.startswith("new_")}
-        for batch in changes.values()
-        for c in batch
-    }
-    stored = [
-        ContactRow(*(getattr(row, f) for f in ContactRow._fields))._replace(
-            **changed.get(row.id, {})
-        )
-        for row in existing
-    ]
-    known = {row.email for row in stored}
-    for row in inserted:
-        email = str(row["email"])
-        if email in ids and email not in known:
-            stored.append(
-                ContactRow(
-                    ids[email],
-                    email,
-                    row["name"],  # type: ignore[arg-type]
-                    row["company_id"],  # type: ignore[arg-type]
-                    row["phones"],  # type: ignore[arg-type]
-                    row["title"],  # type: ignore[arg-type]
-                    [],
-                )
+        new = {email for email, _ in inserted}
+        stored += [
+            ContactRow(
+                ids[r["email"]], r["email"], r["name"], r["company_id"], r["phones"], r["title"], []
             )
-    return stored
+            for r in rows
+            if r["email"] in new
+        ]
+        known.keep(stored)
+    return quiet | ids
 
 
 def _contact_rows(session: Session, org_id: int, emails: Iterable[str]) -> list[Any]:

@@ -9,6 +9,7 @@ A connector error ends the run in a state a person can read (connections.record_
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -95,15 +96,18 @@ def _pull_pages(lease: connections.Lease, connector: Connector) -> None:
                 result = ingest_page(session, connection, page, directory, known)
                 if page.cursor is not None:  # reassign: JSON columns do not track in-place edits
                     connection.cursors = {**connection.cursors, connector.name: page.cursor}
-                if not _keep_fresh_secret(connection, connector):
+                fresh = _fresh_secret(connector)
+                if fresh:
+                    connections.merge_secret(connection, fresh)
+                else:
                     commit_without_waiting(session)  # a lost page is fetched again
             SYNC_MESSAGES.labels(provider, "imported").inc(result.imported)
             SYNC_MESSAGES.labels(provider, "filtered").inc(result.filtered)
             SYNC_MESSAGES.labels(provider, "failed").inc(result.failed)
     finally:  # credentials renewed before a failure are kept too (a rotated refresh token)
-        if isinstance(connector, RefreshesCredentials):
+        if fresh := _fresh_secret(connector):
             with session_scope() as session:
-                _keep_fresh_secret(connections.leased(session, lease, now=utcnow()), connector)
+                connections.merge_secret(connections.leased(session, lease, now=utcnow()), fresh)
     if listing is not None and listing.window is not None:
         with session_scope() as session:
             connection = connections.leased(session, lease, now=utcnow())
@@ -131,14 +135,12 @@ class _Listing:
             self.resources.add(failure.source_id)
 
 
-def _keep_fresh_secret(connection: Connection, connector: Connector) -> bool:
-    """Store the credentials the connector renewed; whether there were any."""
+def _fresh_secret(connector: Connector) -> dict[str, Any] | None:
+    """The credentials the connector renewed since it was last asked, if any."""
     if isinstance(connector, RefreshesCredentials):
         fresh = connector.fresh_secret()
-        if fresh:
-            connections.merge_secret(connection, dict(fresh))
-            return True
-    return False
+        return dict(fresh) if fresh else None
+    return None
 
 
 def _settle(lease: connections.Lease) -> None:
