@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 FolderRole = Literal["inbox", "sent", "other"]
@@ -125,6 +125,14 @@ class Connector(Protocol):
         The connector opens and closes its own network connection inside the generator.
         """
         ...
+
+
+def sync_window(since: datetime, past: timedelta, future: timedelta) -> tuple[datetime, datetime]:
+    """The stretch a calendar connector syncs: from `past` ago (never before `since`, the
+    runner's backfill limit) to `future` ahead, in UTC, to the second."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    return max(now - past, since.astimezone(UTC)), now + future
 
 
 def dump_cursor(state: Mapping[str, Any]) -> str:

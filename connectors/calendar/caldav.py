@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from connectors.base import CalendarObject, CursorExpired, Failure, Page, dump_cursor
+from connectors.base import CalendarObject, CursorExpired, Failure, Page, dump_cursor, sync_window
 from connectors.calendar.dav import CAL, CS, DAV, DavClient
 from connectors.calendar.ics import UnreadableCalendar, read_calendar_parts
 
@@ -127,15 +127,9 @@ class CalDavConnector:
         last = path.rstrip("/").rsplit("/", 1)[-1]
         return any(w in (name, path, path.rstrip("/"), last) for w in self.calendars)
 
-    def _window(self, since: datetime) -> tuple[datetime, datetime]:
-        now = datetime.now(UTC).replace(microsecond=0)
-        start = now - self.window_past
-        since = since if since.tzinfo else since.replace(tzinfo=UTC)
-        return max(start, since.astimezone(UTC)), now + self.window_future
-
     def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
         old_window, states = _load(cursor)
-        window = self._window(since)
+        window = sync_window(since, self.window_past, self.window_future)
         stale = old_window is None or window[1] - old_window[1] > self.refresh
         if not stale and old_window is not None:
             window = old_window  # keep expanding over the stored window until it is refreshed

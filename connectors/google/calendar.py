@@ -46,6 +46,7 @@ from connectors.base import (
     RemoteEvent,
     Response,
     dump_cursor,
+    sync_window,
 )
 from connectors.google.api import App, Caller, Endpoints, GoogleError, build, credentials
 from connectors.google.pacing import CALENDAR_QUOTA, Pacer, Quota, pacer_for
@@ -233,14 +234,9 @@ class GoogleCalendarConnector:
         request = service.events().list(calendarId=self.calendar, maxResults=1, singleEvents=True)
         self.caller.call("events.list", request)
 
-    def _window(self, since: datetime) -> tuple[datetime, datetime]:
-        now = datetime.now(UTC).replace(microsecond=0)
-        since = since if since.tzinfo else since.replace(tzinfo=UTC)
-        return max(now - self.window_past, since.astimezone(UTC)), now + self.window_future
-
     def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
         state = _load(cursor)
-        window = self._window(since)
+        window = sync_window(since, self.window_past, self.window_future)
         if state is not None:
             stored = tuple(datetime.fromisoformat(w) for w in state["window"])
             if state.get("token") and window[1] - stored[1] <= self.refresh:

@@ -32,6 +32,7 @@ from connectors.base import (
     RemoteEvent,
     Response,
     dump_cursor,
+    sync_window,
 )
 from connectors.microsoft import push
 from connectors.microsoft.http import GraphClient, SyncStateGone, delta_pages
@@ -200,11 +201,6 @@ class GraphCalendarConnector:
     def check(self) -> None:
         self.client.get("me", params={"$select": "id"})
 
-    def _window(self, since: datetime) -> Window:
-        now = datetime.now(UTC).replace(microsecond=0)
-        since = since if since.tzinfo else since.replace(tzinfo=UTC)
-        return max(now - self.window_past, since.astimezone(UTC)), now + self.window_future
-
     def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
         try:
             yield from self._pull(cursor, since)
@@ -217,7 +213,7 @@ class GraphCalendarConnector:
 
     def _pull(self, cursor: str | None, since: datetime) -> Iterator[Page]:
         state = _load(cursor)
-        window = self._window(since)
+        window = sync_window(since, self.window_past, self.window_future)
         old = state.get("window")
         link = state.get("link")
         if old is not None and link:
