@@ -47,24 +47,23 @@ def google_oauth() -> GoogleOAuth | None:
     )
 
 
-def gmail_quota() -> Quota:
+def _quota(units_per_minute: int, costs: dict[str, int]) -> Quota:
     return Quota(
-        units_per_window=settings.google_quota_units_per_minute,
+        units_per_window=units_per_minute,
         window_seconds=settings.google_quota_window_seconds,
-        costs={**GMAIL_COSTS, **settings.google_method_costs},
+        costs=costs,
         max_in_flight=settings.google_max_in_flight,
         max_wait_seconds=settings.google_max_wait_seconds,
     )
+
+
+def gmail_quota() -> Quota:
+    costs = {**GMAIL_COSTS, **settings.google_method_costs}
+    return _quota(settings.google_quota_units_per_minute, costs)
 
 
 def calendar_quota() -> Quota:
-    return Quota(
-        units_per_window=settings.google_calendar_requests_per_minute,
-        window_seconds=settings.google_quota_window_seconds,
-        costs=dict(CALENDAR_COSTS),
-        max_in_flight=settings.google_max_in_flight,
-        max_wait_seconds=settings.google_max_wait_seconds,
-    )
+    return _quota(settings.google_calendar_requests_per_minute, dict(CALENDAR_COSTS))
 
 
 def google_connectors(connection: Connection, secret: dict[str, Any]) -> list[Connector]:

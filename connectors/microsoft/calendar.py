@@ -35,7 +35,7 @@ from connectors.base import (
     sync_window,
 )
 from connectors.microsoft import push
-from connectors.microsoft.http import GraphClient, SyncStateGone, delta_pages
+from connectors.microsoft.http import GraphClient, GraphConnector, SyncStateGone, delta_pages
 from connectors.microsoft.mail import _address, _moment, _text
 
 _RESPONSES: dict[str, Response] = {
@@ -166,7 +166,7 @@ def _load(cursor: str | None) -> dict[str, Any]:
     return dict(data)
 
 
-class GraphCalendarConnector:
+class GraphCalendarConnector(GraphConnector):
     name: ClassVar[str] = "microsoft_calendar"
 
     def __init__(
@@ -197,19 +197,6 @@ class GraphCalendarConnector:
             "Prefer": f'outlook.timezone="UTC", IdType="ImmutableId", '
             f"odata.maxpagesize={self.page_size}"
         }
-
-    def check(self) -> None:
-        self.client.get("me", params={"$select": "id"})
-
-    def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
-        try:
-            yield from self._pull(cursor, since)
-        finally:
-            self.client.close()
-
-    def fresh_secret(self) -> dict[str, Any] | None:
-        """The token cache, when msal changed it (connectors.base.RefreshesCredentials)."""
-        return self.client.fresh_secret()
 
     def _pull(self, cursor: str | None, since: datetime) -> Iterator[Page]:
         state = _load(cursor)

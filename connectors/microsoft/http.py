@@ -21,12 +21,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx2
 
-from connectors.base import AuthExpired, ConnectorError, RateLimited
+from connectors.base import AuthExpired, ConnectorError, Page, RateLimited
 
 GRAPH_URL = "https://graph.microsoft.com/v1.0"
 
@@ -297,3 +298,26 @@ def delta_pages(
             if following is None:
                 return
             body = following.result()
+
+
+class GraphConnector:
+    """What the mail and the calendar connector do alike with the Graph client they share:
+    a cheap authenticated call to check, the client's connections closed after each pull,
+    and the credentials msal renewed handed over (connectors.base.RefreshesCredentials)."""
+
+    client: GraphClient
+
+    def check(self) -> None:
+        self.client.get("me", params={"$select": "id"})
+
+    def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
+        try:
+            yield from self._pull(cursor, since)
+        finally:
+            self.client.close()
+
+    def fresh_secret(self) -> dict[str, Any] | None:
+        return self.client.fresh_secret()
+
+    def _pull(self, cursor: str | None, since: datetime) -> Iterator[Page]:
+        raise NotImplementedError

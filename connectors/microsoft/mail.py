@@ -40,7 +40,7 @@ from connectors.base import (
     dump_cursor,
 )
 from connectors.microsoft import push
-from connectors.microsoft.http import GraphClient, SyncStateGone, delta_pages
+from connectors.microsoft.http import GraphClient, GraphConnector, SyncStateGone, delta_pages
 
 SELECT = (
     "id,internetMessageId,subject,from,toRecipients,ccRecipients,bccRecipients,"
@@ -143,7 +143,7 @@ def _load(cursor: str | None) -> dict[str, Any]:
     return dict(data)
 
 
-class GraphMailConnector:
+class GraphMailConnector(GraphConnector):
     name: ClassVar[str] = "microsoft_mail"
 
     def __init__(
@@ -165,19 +165,6 @@ class GraphMailConnector:
     @property
     def prefer(self) -> dict[str, str]:
         return {"Prefer": f'IdType="ImmutableId", odata.maxpagesize={self.page_size}'}
-
-    def check(self) -> None:
-        self.client.get("me", params={"$select": "id"})
-
-    def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
-        try:
-            yield from self._pull(cursor, since)
-        finally:
-            self.client.close()
-
-    def fresh_secret(self) -> dict[str, Any] | None:
-        """The token cache, when msal changed it (connectors.base.RefreshesCredentials)."""
-        return self.client.fresh_secret()
 
     def _pull(self, cursor: str | None, since: datetime) -> Iterator[Page]:
         state = _load(cursor)
