@@ -135,6 +135,18 @@ def sync_window(since: datetime, past: timedelta, future: timedelta) -> tuple[da
     return max(now - past, since.astimezone(UTC)), now + future
 
 
+def iso_moment(value: object) -> datetime | None:
+    """An ISO 8601 time from a provider's JSON (`…Z` included) in UTC; a time without an
+    offset is taken as UTC; None when missing or unreadable."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def dump_cursor(state: Mapping[str, Any]) -> str:
     """A connector's cursor state as the compact, stable JSON text a Page carries."""
     return json.dumps(state, separators=(",", ":"), sort_keys=True)

@@ -46,6 +46,7 @@ from connectors.base import (
     RemoteEvent,
     Response,
     dump_cursor,
+    iso_moment,
     sync_window,
 )
 from connectors.google.api import App, Caller, Endpoints, GoogleError, build, credentials
@@ -87,16 +88,6 @@ def _moment(value: Mapping[str, Any] | None) -> tuple[datetime, bool] | None:
         day = date.fromisoformat(str(value["date"]))
         return datetime(day.year, day.month, day.day, tzinfo=UTC), True
     return None
-
-
-def _stamp(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _conference(item: Mapping[str, Any]) -> tuple[str, ...]:
@@ -163,7 +154,7 @@ def to_event(item: Mapping[str, Any], calendar: str) -> RemoteEvent | None:
             else None
         ),
         attendees=_attendees(item),
-        created=_stamp(item.get("created")),
+        created=iso_moment(item.get("created")),
         version=str(item.get("etag") or item.get("updated") or ""),
     )
 

@@ -32,11 +32,12 @@ from connectors.base import (
     RemoteEvent,
     Response,
     dump_cursor,
+    iso_moment,
     sync_window,
 )
 from connectors.microsoft import push
 from connectors.microsoft.http import GraphClient, GraphConnector, SyncStateGone, delta_pages
-from connectors.microsoft.mail import _address, _moment, _text
+from connectors.microsoft.mail import graph_address, graph_text
 
 _RESPONSES: dict[str, Response] = {
     "accepted": "accepted",
@@ -89,11 +90,11 @@ def to_event(item: dict[str, Any], account: str | None) -> RemoteEvent:
     kind = item.get("type")
     recurrence_id = None
     if kind in ("occurrence", "exception"):
-        recurrence_id = _moment(item.get("originalStart")) or start
-    organizer_entry = _address(item.get("organizer"))
+        recurrence_id = iso_moment(item.get("originalStart")) or start
+    organizer_entry = graph_address(item.get("organizer"))
     attendees: list[Attendee] = []
     for entry in item.get("attendees") or []:
-        person = _address(entry)
+        person = graph_address(entry)
         if person is None:
             continue
         status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
@@ -114,20 +115,20 @@ def to_event(item: dict[str, Any], account: str | None) -> RemoteEvent:
     location = item.get("location")
     return RemoteEvent(
         source_id=source_id,
-        uid=_text(item.get("iCalUId")) or source_id,
+        uid=graph_text(item.get("iCalUId")) or source_id,
         recurrence_id=recurrence_id,
         start=start,
         end=max(end, start),
         all_day=bool(item.get("isAllDay")),
         status="cancelled" if item.get("isCancelled") else "confirmed",
-        summary=_text(item.get("subject")),
-        location=_text(location.get("displayName")) if isinstance(location, dict) else "",
-        description=_text(item.get("bodyPreview")),
+        summary=graph_text(item.get("subject")),
+        location=graph_text(location.get("displayName")) if isinstance(location, dict) else "",
+        description=graph_text(item.get("bodyPreview")),
         conference=_conference(item),
         organizer=Address(organizer_entry.email, organizer_entry.name) if organizer_entry else None,
         attendees=tuple(attendees),
-        created=_moment(item.get("createdDateTime")),
-        version=_text(item.get("changeKey") or item.get("lastModifiedDateTime")),
+        created=iso_moment(item.get("createdDateTime")),
+        version=graph_text(item.get("changeKey") or item.get("lastModifiedDateTime")),
     )
 
 

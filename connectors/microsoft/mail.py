@@ -38,6 +38,7 @@ from connectors.base import (
     Page,
     RemoteMessage,
     dump_cursor,
+    iso_moment,
 )
 from connectors.microsoft import push
 from connectors.microsoft.http import GraphClient, GraphConnector, SyncStateGone, delta_pages
@@ -56,11 +57,11 @@ _MEETING_TYPES = {
 _NUL = "\x00"
 
 
-def _text(value: object) -> str:
+def graph_text(value: object) -> str:
     return str(value or "").replace(_NUL, "")
 
 
-def _address(value: object) -> Address | None:
+def graph_address(value: object) -> Address | None:
     """A Graph recipient ({"emailAddress": {"name", "address"}}) -> Address; None for entries
     without an SMTP address (an Exchange legacy DN, an empty group)."""
     if not isinstance(value, dict):
@@ -68,27 +69,17 @@ def _address(value: object) -> Address | None:
     inner = value.get("emailAddress")
     if not isinstance(inner, dict):
         return None
-    email = _text(inner.get("address")).strip().lower()
+    email = graph_text(inner.get("address")).strip().lower()
     if "@" not in email or email.startswith("/"):
         return None
-    name = _text(inner.get("name")).strip()
+    name = graph_text(inner.get("name")).strip()
     return Address(email, name if name and name.lower() != email else None)
 
 
 def _addresses(values: object) -> tuple[Address, ...]:
     if not isinstance(values, list):
         return ()
-    return tuple(a for a in (_address(v) for v in values) if a is not None)
-
-
-def _moment(value: object) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return tuple(a for a in (graph_address(v) for v in values) if a is not None)
 
 
 def to_message(item: dict[str, Any], role: FolderRole) -> RemoteMessage:
@@ -96,17 +87,17 @@ def to_message(item: dict[str, Any], role: FolderRole) -> RemoteMessage:
     source_id = item.get("id")
     if not isinstance(source_id, str) or not source_id:
         raise ValueError("no id")
-    message_id = _text(item.get("internetMessageId")).strip().strip("<>").strip() or None
-    sent = _moment(item.get("sentDateTime"))
+    message_id = graph_text(item.get("internetMessageId")).strip().strip("<>").strip() or None
+    sent = iso_moment(item.get("sentDateTime"))
     return RemoteMessage(
         source_id=source_id,
         folder_role=role,
         message_id=message_id,
         date=sent,
-        date_header=_text(item.get("sentDateTime")),
-        provider_date=_moment(item.get("receivedDateTime")) or sent,
-        subject=_text(item.get("subject")),
-        sender=_address(item.get("from")),
+        date_header=graph_text(item.get("sentDateTime")),
+        provider_date=iso_moment(item.get("receivedDateTime")) or sent,
+        subject=graph_text(item.get("subject")),
+        sender=graph_address(item.get("from")),
         to=_addresses(item.get("toRecipients")),
         cc=_addresses(item.get("ccRecipients")),
         bcc=_addresses(item.get("bccRecipients")),
