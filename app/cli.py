@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from app.config import settings
+from app.runtime import settle_heap
 
 cli = typer.Typer(no_args_is_help=True, help="Tally: automatic sales-activity capture.")
 import_cli = typer.Typer(no_args_is_help=True, help="Import mailbox files for a user.")
@@ -57,6 +58,7 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
     observability.configure_logging()
     migrate_database()
     _announce_embedded()
+    settle_heap()
     worker = SyncWorker(settings.sync_workers)
     scheduler = background(worker)
     scheduler.start()
@@ -97,6 +99,7 @@ def worker() -> None:
     from app.sync.worker import SyncWorker
 
     observability.configure_logging()
+    settle_heap()
     sync_worker = SyncWorker(settings.sync_workers)
     scheduler = blocking(sync_worker)
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
@@ -129,6 +132,7 @@ def _import(kind: Kind, user: str, paths: list[Path], org: int | None) -> None:
     except (AppError, FileNotFoundError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
+    settle_heap()
     columns = (
         *Progress.get_default_columns()[:1],
         BarColumn(),

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
     ColumnElement,
+    DateTime,
     Engine,
     MetaData,
     Table,
@@ -20,7 +21,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
-    text,
+    select,
 )
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -121,7 +122,8 @@ def commit_without_waiting(session: Session) -> None:
     the database stays consistent. SQLite runs WAL with `synchronous=NORMAL`, the same
     trade. Never for credentials (a rotated refresh token must not be lost)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL synchronous_commit = off"))
+        with _driver(session).cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
 
 
 def insert_ignore(
@@ -159,6 +161,41 @@ def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElemen
     return cast("ColumnElement[bool]", column.in_(values))
 
 
+def lookup(
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    where: dict[str, Any],
+    key: str,
+    values: Iterable[Any],
+) -> list[tuple[Any, ...]]:
+    """`SELECT columns FROM table WHERE <column = value for where> AND key IN values`: the
+    look-ups ingest makes on every page, for plain columns (numbers, text, JSON).
+
+    On PostgreSQL straight to the driver, the values as one JSON array: SQLAlchemy's statement
+    building and psycopg's adaptation of a list of hundreds of values cost five times the
+    query itself (bench/README.md)."""
+    values = list(values)
+    if not values:
+        return []
+    if session.get_bind().dialect.name != "postgresql":
+        query = select(*(table.c[c] for c in columns)).where(
+            *(table.c[c] == v for c, v in where.items()), table.c[key].in_(values)
+        )
+        return [tuple(row) for row in session.connection().execute(query)]
+    conditions = [f"{column} = %s" for column in where]
+    conditions.append(f"{key} = ANY(ARRAY(SELECT json_array_elements_text(CAST(%s AS json))))")
+    sql = f"SELECT {', '.join(columns)} FROM {table.name} WHERE {' AND '.join(conditions)}"
+    with _driver(session).cursor() as cursor:
+        cursor.execute(sql, (*where.values(), json.dumps(values, default=_json_value)))
+        return list(cursor.fetchall())
+
+
+def _driver(session: Session) -> Any:
+    """The DB-API connection under the session's transaction."""
+    return session.connection().connection.driver_connection
+
+
 def _insert_recordset(
     session: Session,
     table: Table,
@@ -176,27 +213,22 @@ def _insert_recordset(
     """
     dialect = session.get_bind().dialect
     columns, defaults = _batch_columns(table, rows[0])
+    # column types that convert values on the way in; aware datetimes (UTCDateTime) need none
+    # here: the JSON encoder writes them with their offset, which the server reads exactly
     convert = {
         c.name: c.type.process_bind_param
         for c in columns
-        if isinstance(c.type, TypeDecorator) and not isinstance(c.type, JSON)
+        if isinstance(c.type, TypeDecorator)
+        and not isinstance(c.type, JSON)
+        and not isinstance(c.type.impl, DateTime)
     }
-    for name, process in convert.items():  # the defaults once for the batch
-        if name in defaults:
-            defaults[name] = _plain(process(defaults[name], dialect))
-    per_row = {n: p for n, p in convert.items() if n not in defaults}
-    document = []
-    for row in rows:
-        values = {**row, **defaults}
-        for name, process in per_row.items():
-            value = values[name]
-            # an aware UTC datetime (what the app makes) needs no conversion
-            values[name] = (
-                value.isoformat()
-                if isinstance(value, datetime) and value.tzinfo is UTC
-                else _plain(process(value, dialect))
-            )
-        document.append(values)
+    for name in list(defaults):  # the defaults once for the batch
+        if name in convert:
+            defaults[name] = convert.pop(name)(defaults[name], dialect)
+    document = [{**row, **defaults} for row in rows] if defaults or convert else rows
+    for values in document if convert else ():  # copies: the caller's rows stay as they were
+        for name, process in convert.items():
+            values[name] = process(values[name], dialect)
     definition = ", ".join(f"{c.name} {c.type.compile(dialect=dialect)}" for c in columns)
     names = ", ".join(c.name for c in columns)
     sql = (
@@ -206,11 +238,8 @@ def _insert_recordset(
     )
     if returning:
         sql += " RETURNING " + ", ".join(c.name for c in returning)
-    # Straight to the driver, as a prepared statement: the statement has one parameter and
-    # no value-dependent plan, so the server parses and plans each shape once per connection.
-    driver: Any = session.connection().connection.driver_connection
-    with driver.cursor() as cursor:
-        cursor.execute(sql, (json.dumps(document, default=_json_value),), prepare=True)
+    with _driver(session).cursor() as cursor:
+        cursor.execute(sql, (json.dumps(document, default=_json_value),))
         return cursor.fetchall() if returning else []
 
 
@@ -259,7 +288,7 @@ def _insert_values(
     names = ", ".join(c.name for c in columns)
     one = "(" + ", ".join("?" * len(columns)) + ")"
     tail = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
-    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = _driver(session).cursor()
     if not returning:
         cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES {one}{tail}", params)
         return []
@@ -275,11 +304,9 @@ def _insert_values(
     return found
 
 
-def _plain(value: object) -> object:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
 def _json_value(value: object) -> str:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
     if isinstance(value, datetime | date):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} cannot be written in a batch")

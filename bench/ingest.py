@@ -63,6 +63,7 @@ from app.models import (
     Role,
     User,
 )
+from app.runtime import settle_heap
 from app.users import schemas
 from app.users.service import create_org, create_user
 from connectors.base import Failure, Page, RemoteMessage
@@ -625,7 +626,10 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> Back
         if floor_org != org:
             raise RuntimeError(f"floor database ids differ: {floor_org} != {org}")
         floor = Floor(database, floor_database)
-        gc.collect()
+        if args.settle_heap:
+            settle_heap()  # as `tally serve`, `tally worker` and `tally import` do at start
+        else:
+            gc.collect()
         pipeline = run_pipeline(
             database, org, mailbox, size, analyze=args.analyze, progress="pipeline", floor=floor
         )
@@ -784,6 +788,12 @@ def main(argv: list[str] | None = None) -> int:
         dest="tracemalloc",
         action="store_false",
         help="skip the extra pipeline pass under tracemalloc",
+    )
+    parser.add_argument(
+        "--no-settle-heap",
+        dest="settle_heap",
+        action="store_false",
+        help="keep Python's default garbage collector settings instead of app.runtime's",
     )
     parser.add_argument(
         "--profile",

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from app.activities import events
@@ -24,7 +25,7 @@ from app.activities.inference import (
 )
 from app.contacts import service as contacts
 from app.contacts.signature import extract
-from app.db import insert_ignore, one_of
+from app.db import Base, insert_ignore, lookup
 from app.models import (
     Activity,
     ActivityContact,
@@ -81,12 +82,9 @@ def _unseen(session: Session, connection_id: int, page: Page) -> set[str]:
     ids = {m.source_id for m in page.messages} | {f.source_id for f in page.failures}
     if not ids:
         return set()
-    known = session.scalars(
-        select(Observation.source_id).where(
-            Observation.connection_id == connection_id, one_of(session, Observation.source_id, ids)
-        )
-    )
-    return ids - set(known)
+    where = {"connection_id": connection_id}
+    known = lookup(session, _table(Observation), ["source_id"], where, "source_id", ids)
+    return ids - {source_id for (source_id,) in known}
 
 
 def _add_email(
@@ -208,7 +206,7 @@ def _read_signatures(session: Session, org_id: int, batch: _Batch) -> None:
 def _message_ids(session: Session, org_id: int, batch: _Batch) -> dict[str, int]:
     """key hash -> message id: the ones inserted now come back from RETURNING, only the ones
     another mailbox stored before are selected."""
-    table = Message.__table__
+    table = _table(Message)
     inserted = insert_ignore(
         session,
         table,
@@ -218,11 +216,8 @@ def _message_ids(session: Session, org_id: int, batch: _Batch) -> dict[str, int]
     )
     found: dict[str, int] = {key: pk for key, pk in inserted}
     known = [key for key in batch.messages if key not in found]
-    if known:
-        query = select(Message.key_hash, Message.id).where(
-            Message.org_id == org_id, one_of(session, Message.key_hash, known)
-        )
-        found.update({key: pk for key, pk in session.execute(query)})
+    columns = ["key_hash", "id"]
+    found.update(lookup(session, table, columns, {"org_id": org_id}, "key_hash", known))
     return found
 
 
@@ -287,12 +282,13 @@ def _write(
 
 
 def _activity_ids(session: Session, org_id: int, digests: set[str]) -> dict[ActivityKey, int]:
-    rows = session.execute(
-        select(Activity.source_key, Activity.user_id, Activity.type, Activity.id).where(
-            Activity.org_id == org_id, one_of(session, Activity.source_key, digests)
-        )
-    )
+    columns = ["source_key", "user_id", "type", "id"]
+    rows = lookup(session, _table(Activity), columns, {"org_id": org_id}, "source_key", digests)
     return {(key, user, kind): pk for key, user, kind, pk in rows}
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
 
 
 def ingest_page(

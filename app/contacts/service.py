@@ -6,12 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
 
 from app.contacts import identity
 from app.contacts.signature import SignatureFields
-from app.db import insert_ignore, one_of
+from app.db import insert_ignore, lookup
 from app.models import Company, Contact
 
 CONTACTS = cast(Table, Contact.__table__)
@@ -90,13 +90,8 @@ def _upsert_companies(session: Session, org_id: int, domains: set[str]) -> dict[
 
 
 def _company_ids(session: Session, org_id: int, domains: set[str]) -> dict[str, int]:
-    if not domains:
-        return {}
-    found = session.execute(
-        select(Company.domain, Company.id).where(
-            Company.org_id == org_id, one_of(session, Company.domain, domains)
-        )
-    )
+    table = cast(Table, Company.__table__)
+    found = lookup(session, table, ["domain", "id"], {"org_id": org_id}, "domain", domains)
     return {domain: company_id for domain, company_id in found}
 
 
@@ -165,7 +160,7 @@ def upsert_contacts(
             changes.setdefault(tuple(sorted(change)), []).append(
                 {"contact_pk": row.id, **{f"new_{k}": v for k, v in change.items()}}
             )
-        stored.append(ContactRow(*(getattr(row, f) for f in ContactRow._fields))._replace(**change))
+        stored.append(row._replace(**change))
     for fields, batch in changes.items():  # one executemany per set of changed fields
         statement = (
             update(table)
@@ -186,19 +181,9 @@ def upsert_contacts(
     return quiet | ids
 
 
-def _contact_rows(session: Session, org_id: int, emails: Iterable[str]) -> list[Any]:
-    table = CONTACTS
-    columns = (
-        table.c.id,
-        table.c.email,
-        table.c.name,
-        table.c.company_id,
-        table.c.phones,
-        table.c.title,
-        table.c.edited_fields,
-    )
-    query = select(*columns).where(table.c.org_id == org_id, one_of(session, table.c.email, emails))
-    return list(session.execute(query).all())
+def _contact_rows(session: Session, org_id: int, emails: Iterable[str]) -> list[ContactRow]:
+    rows = lookup(session, CONTACTS, ContactRow._fields, {"org_id": org_id}, "email", emails)
+    return [ContactRow(*row) for row in rows]
 
 
 def contact_changes(row: Any, seen: Sighting, company_id: int | None) -> dict[str, object]:
@@ -221,11 +206,6 @@ def contact_changes(row: Any, seen: Sighting, company_id: int | None) -> dict[st
 def contacts_missing_details(session: Session, org_id: int, emails: Iterable[str]) -> set[str]:
     """Addresses whose contact does not exist yet or lacks a phone or a title."""
     emails = set(emails)
-    if not emails:
-        return set()
-    complete = session.execute(
-        select(Contact.email, Contact.phones, Contact.title).where(
-            Contact.org_id == org_id, one_of(session, Contact.email, emails)
-        )
-    )
+    columns = ["email", "phones", "title"]
+    complete = lookup(session, CONTACTS, columns, {"org_id": org_id}, "email", emails)
     return emails - {e for e, phones, title in complete if phones and title}
