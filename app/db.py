@@ -133,18 +133,24 @@ def insert_ignore(
     conflict: list[str],
     *,
     returning: tuple[Any, ...] = (),
+    shared: dict[str, Any] | None = None,
 ) -> list[Any]:
     """INSERT … ON CONFLICT DO NOTHING, batched, on SQLite and PostgreSQL alike; with
     `returning`, the given columns of the rows actually inserted (not of the conflicting ones).
+    `shared`: values every row has (the organization, the connection), given once.
 
     Rows are sorted on the conflict columns so concurrent writers lock in the same order.
     """
     if not rows:
         return []
-    rows = sorted(rows, key=itemgetter(*conflict))
+    shared = shared or {}
+    order = [c for c in conflict if c not in shared]
+    rows = sorted(rows, key=itemgetter(*order)) if order else rows
+    columns, fixed = _batch_columns(table, {**rows[0], **shared})
+    fixed.update(shared)
     if session.get_bind().dialect.name == "postgresql":
-        return _insert_recordset(session, table, rows, conflict, returning)
-    return _insert_values(session, table, rows, conflict, returning)
+        return _insert_recordset(session, table, rows, columns, fixed, conflict, returning)
+    return _insert_values(session, table, rows, columns, fixed, conflict, returning)
 
 
 def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
@@ -200,6 +206,8 @@ def _insert_recordset(
     session: Session,
     table: Table,
     rows: list[dict[str, Any]],
+    columns: list[Any],
+    fixed: dict[str, Any],
     conflict: list[str],
     returning: tuple[Any, ...],
 ) -> list[Any]:
@@ -208,39 +216,52 @@ def _insert_recordset(
     A multi-row VALUES statement (SQLAlchemy's executemany) carries one parameter per cell,
     which the server parses and plans afresh for every page; one JSON document, encoded by
     the C json module and read by the server in one pass, costs about a third of it per row
-    (bench/README.md). Python-side column defaults are evaluated once for the batch: the rows
-    of a page share a moment.
+    (bench/README.md). Values the rows share travel once, as parameters of the SELECT.
     """
     dialect = session.get_bind().dialect
-    columns, defaults = _batch_columns(table, rows[0])
+    varying = [c for c in columns if c.name not in fixed]
     # column types that convert values on the way in; aware datetimes (UTCDateTime) need none
     # here: the JSON encoder writes them with their offset, which the server reads exactly
     convert = {
         c.name: c.type.process_bind_param
-        for c in columns
+        for c in varying
         if isinstance(c.type, TypeDecorator)
         and not isinstance(c.type, JSON)
         and not isinstance(c.type.impl, DateTime)
     }
-    for name in list(defaults):  # the defaults once for the batch
-        if name in convert:
-            defaults[name] = convert.pop(name)(defaults[name], dialect)
-    document = [{**row, **defaults} for row in rows] if defaults or convert else rows
+    document = [dict(row) for row in rows] if convert else rows
     for values in document if convert else ():  # copies: the caller's rows stay as they were
         for name, process in convert.items():
             values[name] = process(values[name], dialect)
-    definition = ", ".join(f"{c.name} {c.type.compile(dialect=dialect)}" for c in columns)
-    names = ", ".join(c.name for c in columns)
+    selected, parameters = [], []
+    for column in columns:
+        if column.name in fixed:
+            selected.append(f"CAST(%s AS {column.type.compile(dialect=dialect)})")
+            parameters.append(_parameter(column, fixed[column.name], dialect))
+        else:
+            selected.append(column.name)
+    definition = ", ".join(f"{c.name} {c.type.compile(dialect=dialect)}" for c in varying)
     sql = (
-        f"INSERT INTO {table.name} ({names}) SELECT {names} "
+        f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
+        f"SELECT {', '.join(selected)} "
         f"FROM json_to_recordset(CAST(%s AS json)) AS batch({definition}) "
         f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
     )
     if returning:
         sql += " RETURNING " + ", ".join(c.name for c in returning)
+    parameters.append(json.dumps(document, default=_json_value))
     with _driver(session).cursor() as cursor:
-        cursor.execute(sql, (json.dumps(document, default=_json_value),))
+        cursor.execute(sql, parameters)
         return cursor.fetchall() if returning else []
+
+
+def _parameter(column: Any, value: Any, dialect: Any) -> Any:
+    """A shared value as the driver takes it: JSON as its text, others through their type."""
+    if isinstance(column.type, JSON):
+        return json.dumps(value)
+    if isinstance(column.type, TypeDecorator):
+        return column.type.process_bind_param(value, dialect)
+    return value
 
 
 def _batch_columns(table: Table, first: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -263,6 +284,8 @@ def _insert_values(
     session: Session,
     table: Table,
     rows: list[dict[str, Any]],
+    columns: list[Any],
+    fixed: dict[str, Any],
     conflict: list[str],
     returning: tuple[Any, ...],
 ) -> list[Any]:
@@ -271,16 +294,17 @@ def _insert_values(
     multi-row VALUES statements as large as SQLite takes. SQLAlchemy's per-row parameter
     building cost more than the insert itself."""
     dialect = session.get_bind().dialect
-    columns, defaults = _batch_columns(table, rows[0])
     processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
-    fixed = {}
-    for column, process in zip(columns, processors, strict=True):
-        if column.name in defaults:
-            value = defaults[column.name]
-            fixed[column.name] = process(value) if process else value
+    constant = {
+        c.name: process(fixed[c.name]) if process else fixed[c.name]
+        for c, process in zip(columns, processors, strict=True)
+        if c.name in fixed
+    }
     params = [
         tuple(
-            fixed[c.name] if c.name in fixed else (process(row[c.name]) if process else row[c.name])
+            constant[c.name]
+            if c.name in constant
+            else (process(row[c.name]) if process else row[c.name])
             for c, process in zip(columns, processors, strict=True)
         )
         for row in rows

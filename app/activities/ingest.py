@@ -98,7 +98,6 @@ def _add_email(
     batch.messages.setdefault(
         digest,
         {
-            "org_id": connection.org_id,
             "key_hash": digest,
             "message_id": message.message_id,
             "occurred_at": when,
@@ -116,14 +115,11 @@ def _add_email(
         batch.activities.setdefault(
             key,
             {
-                "org_id": connection.org_id,
                 "user_id": user_id,
                 "type": kind.value,
                 "occurred_at": when,
                 "source_key": digest,
                 "subject": message.subject[:2000],
-                "connection_id": connection.id,
-                "provider": connection.provider,
             },
         )
         batch.links.setdefault(key, set()).update(a.email for a in found.contacts)
@@ -213,6 +209,7 @@ def _message_ids(session: Session, org_id: int, batch: _Batch) -> dict[str, int]
         list(batch.messages.values()),
         ["org_id", "key_hash"],
         returning=(table.c.key_hash, table.c.id),
+        shared={"org_id": org_id},
     )
     found: dict[str, int] = {key: pk for key, pk in inserted}
     known = [key for key in batch.messages if key not in found]
@@ -222,10 +219,12 @@ def _message_ids(session: Session, org_id: int, batch: _Batch) -> dict[str, int]
 
 
 def _write_activities(
-    session: Session, org_id: int, batch: _Batch, message_pk: dict[str, int]
+    session: Session, connection: Connection, batch: _Batch, message_pk: dict[str, int]
 ) -> tuple[dict[ActivityKey, int], int]:
     """Activity ids for every key of the batch, and how many were new."""
-    table = Activity.__table__
+    table = _table(Activity)
+    org_id = connection.org_id
+    shared = {"org_id": org_id, "connection_id": connection.id, "provider": connection.provider}
     rows = [{**row, "message_pk": message_pk[key[0]]} for key, row in batch.activities.items()]
     inserted = insert_ignore(
         session,
@@ -233,6 +232,7 @@ def _write_activities(
         rows,
         ["org_id", "source_key", "user_id", "type"],
         returning=(table.c.source_key, table.c.user_id, table.c.type, table.c.id),
+        shared=shared,
     )
     ids: dict[ActivityKey, int] = {(key, user, kind): pk for key, user, kind, pk in inserted}
     known = {key[0] for key in batch.activities if key not in ids}
@@ -248,7 +248,6 @@ def _write(
     message_pk = _message_ids(session, org_id, batch)
     observations = [
         {
-            "connection_id": connection.id,
             "source_id": o["source_id"],
             "status": o["status"],
             "reason": o["reason"],
@@ -256,11 +255,13 @@ def _write(
         }
         for o in batch.observations
     ]
-    insert_ignore(session, Observation.__table__, observations, ["connection_id", "source_id"])
+    shared = {"connection_id": connection.id}
+    conflict = ["connection_id", "source_id"]
+    insert_ignore(session, _table(Observation), observations, conflict, shared=shared)
     if not batch.activities:
         return 0
     contact_ids = contacts.upsert_contacts(session, org_id, batch.sightings.values(), known)
-    ids, created = _write_activities(session, org_id, batch, message_pk)
+    ids, created = _write_activities(session, connection, batch, message_pk)
     links = [
         {"activity_id": ids[key], "contact_id": contact_ids[email]}
         for key, emails in batch.links.items()

@@ -76,13 +76,11 @@ def _upsert_companies(session: Session, org_id: int, domains: set[str]) -> dict[
     """domain -> company id, creating the missing ones (most pages only look them up)."""
     ids = _company_ids(session, org_id, domains)
     table = Company.__table__
-    rows = [
-        {"org_id": org_id, "domain": d, "name": identity.company_name(d)}
-        for d in domains
-        if d not in ids
-    ]
+    rows = [{"domain": d, "name": identity.company_name(d)} for d in domains if d not in ids]
+    returning = (table.c.domain, table.c.id)
+    shared = {"org_id": org_id}
     inserted = insert_ignore(
-        session, table, rows, ["org_id", "domain"], returning=(table.c.domain, table.c.id)
+        session, table, rows, ["org_id", "domain"], returning=returning, shared=shared
     )
     ids.update({domain: company_id for domain, company_id in inserted})
     raced = domains - ids.keys()  # created meanwhile by another writer
@@ -131,19 +129,19 @@ def upsert_contacts(
     companies = _upsert_companies(session, org_id, {d for d in company_of.values() if d})
     rows: list[dict[str, Any]] = [
         {
-            "org_id": org_id,
             "email": email,
             "name": s.name,
             "company_id": companies.get(company_of.get(email) or ""),
             "phones": list(s.signature.phones) if s.signature else [],
             "title": s.signature.title if s.signature else None,
-            "edited_fields": [],
         }
         for email, s in by_email.items()
         if email not in ids
     ]
+    shared = {"org_id": org_id, "edited_fields": []}
+    returning = (table.c.email, table.c.id)
     inserted = insert_ignore(
-        session, table, rows, ["org_id", "email"], returning=(table.c.email, table.c.id)
+        session, table, rows, ["org_id", "email"], returning=returning, shared=shared
     )
     ids.update({email: contact_id for email, contact_id in inserted})
     raced = [e for e in by_email if e not in ids]  # there already (or created meanwhile)
