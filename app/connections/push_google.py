@@ -26,7 +26,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.config import settings
 from app.connections import push_tokens, service
@@ -102,8 +102,9 @@ def gmail_push(
         address = str(payload["emailAddress"]).strip().lower()
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise BadRequest("message.data is not a Gmail notification") from None
-    candidates = session.scalars(select(Connection).where(Connection.provider == "gmail"))
-    chosen = [c for c in candidates if str(c.config.get("account", "")).lower() == address]
+    account = func.lower(Connection.config["account"].as_string())
+    query = select(Connection).where(Connection.provider == "gmail", account == address)
+    chosen = list(session.scalars(query))
     marked = _mark_due(chosen)
     log.info("push_received", provider="gmail", connections=len(chosen), marked=marked)
     return Response(status_code=204)
