@@ -16,16 +16,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from app.activities import meetings
 from app.activities.inference import Directory
-from app.calls.dedupe import duplicate_call
+from app.calls.dedupe import WINDOW, duplicate_call
 from app.contacts import service as contacts
-from app.db import insert_ignore, one_of
+from app.db import insert_ignore, lookup, one_of
 from app.models import (
     Activity,
     ActivityContact,
@@ -93,25 +93,59 @@ def ingest_calendar(
     """Store one page's calendar objects and reconcile the events they touch.
     Returns (occurrences seen, activities created)."""
     touched: set[str] = set()
-    seen = 0
-    for item in objects:
-        seen += len(item.events)
-        touched |= _store_object(session, connection, item, now)
+    for chunk in _distinct_runs(objects):
+        touched |= _store_objects(session, connection, chunk, now)
     created = reconcile(session, connection.org_id, touched, directory, now=now)
-    return seen, created
+    return sum(len(item.events) for item in objects), created
+
+
+def _distinct_runs(objects: Sequence[CalendarObject]) -> list[list[CalendarObject]]:
+    """The page in order, cut wherever a resource comes again (a later version of it must see
+    what the earlier one stored)."""
+    runs: list[list[CalendarObject]] = [[]]
+    resources: set[str] = set()
+    for item in objects:
+        if item.resource in resources:
+            runs.append([])
+            resources = set()
+        runs[-1].append(item)
+        resources.add(item.resource)
+    return [run for run in runs if run]
+
+
+def _store_objects(
+    session: Session, connection: Connection, items: list[CalendarObject], now: datetime
+) -> set[str]:
+    """Store objects of distinct resources: their stored copies read in one query, the new
+    ones inserted in one batch."""
+    stored: dict[str, dict[str, EventCopy]] = defaultdict(dict)
+    query = select(EventCopy).where(
+        EventCopy.connection_id == connection.id,
+        one_of(session, EventCopy.resource, {item.resource for item in items}),
+    )
+    for copy in session.scalars(query):
+        stored[copy.resource][copy.source_id] = copy
+    touched: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        touched |= _store_object(item, stored[item.resource], rows, session, now)
+    session.flush()
+    shared: dict[str, Any] = {"org_id": connection.org_id, "connection_id": connection.id}
+    shared |= {"user_id": connection.user_id, "settled": False, "updated_at": now}
+    conflict = ["connection_id", "source_id"]
+    insert_ignore(session, EventCopy.__table__, rows, conflict, shared=shared)
+    return touched
 
 
 def _store_object(
-    session: Session, connection: Connection, item: CalendarObject, now: datetime
+    item: CalendarObject,
+    stored: dict[str, EventCopy],
+    rows: list[dict[str, Any]],
+    session: Session,
+    now: datetime,
 ) -> set[str]:
-    stored = {
-        copy.source_id: copy
-        for copy in session.scalars(
-            select(EventCopy).where(
-                EventCopy.connection_id == connection.id, EventCopy.resource == item.resource
-            )
-        )
-    }
+    """Update or delete the resource's stored copies, add its new ones to `rows`; the event
+    keys touched."""
     touched: set[str] = set()
     current = {event.source_id: event for event in item.events}
     for source_id, copy in stored.items():
@@ -121,7 +155,6 @@ def _store_object(
         if item.deleted or inside:  # gone from the server, or from its series
             touched.add(copy.event_key)
             session.delete(copy)
-    rows: list[dict[str, Any]] = []
     for source_id, event in current.items():
         key = event_key(event)
         known = stored.get(source_id)
@@ -136,9 +169,6 @@ def _store_object(
         touched.add(key)
         rows.append(
             {
-                "org_id": connection.org_id,
-                "connection_id": connection.id,
-                "user_id": connection.user_id,
                 "resource": item.resource,
                 "source_id": source_id,
                 "event_key": key,
@@ -146,12 +176,8 @@ def _store_object(
                 "starts_at": event.start,
                 "ends_at": event.end,
                 "data": to_json(event),
-                "settled": False,
-                "updated_at": now,
             }
         )
-    session.flush()
-    insert_ignore(session, EventCopy.__table__, rows, ["connection_id", "source_id"])
     return touched
 
 
@@ -172,27 +198,15 @@ def settle_ended(session: Session, org_id: int, directory: Directory, *, now: da
 def reconcile(
     session: Session, org_id: int, keys: Iterable[str], directory: Directory, *, now: datetime
 ) -> int:
-    """Make the stored activities of these events what their copies say; activities created."""
+    """Make the stored activities of these events what their copies say; activities created.
+
+    The events are worked out one by one (in key order), and written together: their
+    contacts in one upsert, their new activities in one insert, their links in another."""
     keys = sorted(set(keys))
     if not keys:
         return 0
     org = session.get_one(Organization, org_id)
-    copies: dict[str, list[tuple[int, RemoteEvent]]] = defaultdict(list)
-    source: dict[str, tuple[int, str]] = {}  # key -> the first copy's connection and provider
-    for user_id, key, data, connection_id, provider in session.execute(
-        select(
-            EventCopy.user_id,
-            EventCopy.event_key,
-            EventCopy.data,
-            EventCopy.connection_id,
-            Connection.provider,
-        )
-        .join(Connection, Connection.id == EventCopy.connection_id)
-        .where(EventCopy.org_id == org_id, one_of(session, EventCopy.event_key, keys))
-        .order_by(EventCopy.id)
-    ):
-        copies[key].append((user_id, from_json(data)))
-        source.setdefault(key, (connection_id, provider))
+    copies, source = _copies(session, org_id, keys)
     existing = {
         (row.source_key, row.user_id, row.type): row
         for row in session.scalars(
@@ -203,31 +217,44 @@ def reconcile(
             )
         )
     }
-    created = 0
-    wanted: set[tuple[str, int, str]] = set()
-    for key in keys:
-        if not copies.get(key):
-            continue
-        outcome = meetings.event_activities(copies[key], directory, org.call_pattern, now)
-        people = [contacts.Sighting(a.email, a.name) for a in outcome.contacts]
-        contact_ids = list(contacts.upsert_contacts(session, org_id, people).values())
+    outcomes = {
+        key: meetings.event_activities(copies[key], directory, org.call_pattern, now)
+        for key in keys
+        if copies.get(key)
+    }
+    sightings: dict[str, contacts.Sighting] = {}
+    for outcome in outcomes.values():
+        for person in outcome.contacts:
+            sightings.setdefault(person.email, contacts.Sighting(person.email)).seen(person.name)
+    contact_of = contacts.upsert_contacts(session, org_id, sightings.values())
+    wanted: dict[Ident, list[int]] = {}  # the activities due -> their contacts
+    new: list[dict[str, Any]] = []
+    calls = _Calls(session, org_id)
+    for key, outcome in outcomes.items():
+        emails = [p.email for p in outcome.contacts if p.email in contact_of]
+        contact_ids = list(dict.fromkeys(contact_of[email] for email in emails))
         for due in outcome.activities:
             ident = (key, due.user_id, due.type)
             row = existing.get(ident)
             if (
                 row is None
                 and due.type == ActivityType.call
-                and duplicate_call(session, org_id, due.user_id, contact_ids, due.occurred_at)
+                and calls.duplicate(due.user_id, contact_ids, due.occurred_at)
             ):
-                continue  # the phone system logged this call already: one call
-            wanted.add(ident)
+                continue  # the phone system (or another event) logged this call: one call
+            wanted[ident] = contact_ids
             if row is None:
-                created += _insert(session, org_id, key, due, source[key])
-                row = existing[ident] = _find(session, org_id, ident)
+                new.append(_new_row(key, due, source[key]))
             elif (row.occurred_at, row.subject) != (due.occurred_at, due.subject):
                 row.occurred_at, row.subject = due.occurred_at, due.subject
-            links = [{"activity_id": row.id, "contact_id": c} for c in contact_ids]
-            insert_ignore(session, ActivityContact.__table__, links, ["activity_id", "contact_id"])
+    ids = {ident: row.id for ident, row in existing.items()}
+    created = _insert_activities(session, org_id, new, ids)
+    links = [
+        {"activity_id": ids[ident], "contact_id": contact}
+        for ident, contact_ids in wanted.items()
+        for contact in contact_ids
+    ]
+    insert_ignore(session, ActivityContact.__table__, links, ["activity_id", "contact_id"])
     gone = [row.id for ident, row in existing.items() if ident not in wanted]
     if gone:
         session.execute(delete(Activity).where(Activity.id.in_(gone)))
@@ -243,11 +270,55 @@ def reconcile(
     return created
 
 
-def _insert(
-    session: Session, org_id: int, key: str, due: meetings.DueActivity, source: tuple[int, str]
-) -> int:
-    row = {
-        "org_id": org_id,
+Ident = tuple[str, int, str]  # (event key, user id, activity type)
+
+
+def _copies(
+    session: Session, org_id: int, keys: list[str]
+) -> tuple[dict[str, list[tuple[int, RemoteEvent]]], dict[str, tuple[int, str]]]:
+    """key -> its live copies (user, event), and key -> its first copy's connection and
+    provider (the source its activities are credited to)."""
+    copies: dict[str, list[tuple[int, RemoteEvent]]] = defaultdict(list)
+    source: dict[str, tuple[int, str]] = {}
+    for user_id, key, data, connection_id, provider in session.execute(
+        select(
+            EventCopy.user_id,
+            EventCopy.event_key,
+            EventCopy.data,
+            EventCopy.connection_id,
+            Connection.provider,
+        )
+        .join(Connection, Connection.id == EventCopy.connection_id)
+        .where(EventCopy.org_id == org_id, one_of(session, EventCopy.event_key, keys))
+        .order_by(EventCopy.id)
+    ):
+        copies[key].append((user_id, from_json(data)))
+        source.setdefault(key, (connection_id, provider))
+    return copies, source
+
+
+class _Calls:
+    """The one-call rule (calls.dedupe) for a batch of events: a call is a duplicate of one
+    stored before, or of one this batch is about to add."""
+
+    def __init__(self, session: Session, org_id: int) -> None:
+        self.session, self.org_id = session, org_id
+        self.added: list[tuple[int, set[int], datetime]] = []
+
+    def duplicate(self, user_id: int, contact_ids: list[int], at: datetime) -> bool:
+        if duplicate_call(self.session, self.org_id, user_id, contact_ids, at) is not None:
+            return True
+        if any(
+            user == user_id and people & set(contact_ids) and abs(when - at) <= WINDOW
+            for user, people, when in self.added
+        ):
+            return True
+        self.added.append((user_id, set(contact_ids), at))
+        return False
+
+
+def _new_row(key: str, due: meetings.DueActivity, source: tuple[int, str]) -> dict[str, Any]:
+    return {
         "user_id": due.user_id,
         "type": due.type,
         "occurred_at": due.occurred_at,
@@ -256,23 +327,30 @@ def _insert(
         "connection_id": source[0],
         "provider": source[1],
     }
-    table = Activity.__table__
+
+
+def _insert_activities(
+    session: Session, org_id: int, rows: list[dict[str, Any]], ids: dict[Ident, int]
+) -> int:
+    """Insert the new activities and add their ids to `ids` (also of those another writer
+    stored meanwhile); how many were inserted."""
+    table = cast(Table, Activity.__table__)
     inserted = insert_ignore(
-        session, table, [row], ["org_id", "source_key", "user_id", "type"], returning=(table.c.id,)
+        session,
+        table,
+        rows,
+        ["org_id", "source_key", "user_id", "type"],
+        returning=(table.c.source_key, table.c.user_id, table.c.type, table.c.id),
+        shared={"org_id": org_id},
     )
+    ids.update({(key, user, kind): pk for key, user, kind, pk in inserted})
+    raced = {r["source_key"] for r in rows if (r["source_key"], r["user_id"], r["type"]) not in ids}
+    columns = ["source_key", "user_id", "type", "id"]
+    for key, user, kind, pk in lookup(
+        session, table, columns, {"org_id": org_id}, "source_key", raced
+    ):
+        ids.setdefault((key, user, kind), pk)
     return len(inserted)
-
-
-def _find(session: Session, org_id: int, ident: tuple[str, int, str]) -> Activity:
-    key, user_id, kind = ident
-    return session.scalars(
-        select(Activity).where(
-            Activity.org_id == org_id,
-            Activity.source_key == key,
-            Activity.user_id == user_id,
-            Activity.type == kind,
-        )
-    ).one()
 
 
 def forget_unlisted(

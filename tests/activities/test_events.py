@@ -151,3 +151,37 @@ def test_internal_only_events_count_nothing(database: Database) -> None:
     internal = demo(attendees=(attendee("bob@acme.example"),))
     assert world.calendar("ana", obj(internal), now=AFTER) == 0
     assert rows(world) == []
+
+
+def test_two_calendar_calls_with_the_same_person_minutes_apart_in_one_page_are_one_call(
+    database: Database,
+) -> None:
+    world = make_world()
+
+    def call(uid: str, minutes: int) -> CalendarObject:
+        resource = f"cal/{uid}.ics"
+        at = START + timedelta(minutes=minutes)
+        summary = f"Call Joe ({uid})"
+        return obj(
+            demo(uid=uid, resource=resource, start=at, summary=summary, attendees=(attendee(JOE),)),
+            resource=resource,
+        )
+
+    objects = (call("evt-1", 0), call("evt-2", 3), call("evt-3", 30))
+    world.calendar("ana", *objects, now=AFTER)
+    joe = "joe@northwind.example"
+    assert rows(world) == [
+        ("ana", "call", "2026-03-02T09:00", joe),
+        ("ana", "call", "2026-03-02T09:30", joe),
+    ]
+
+
+def test_a_page_that_holds_a_resource_twice_keeps_its_later_version(database: Database) -> None:
+    world = make_world()
+    moved = demo(start=START + timedelta(hours=2), version="2")
+    world.calendar("ana", obj(demo()), obj(moved), now=AFTER)
+    with session_scope() as session:
+        copies = session.execute(select(EventCopy.version, EventCopy.starts_at)).all()
+    assert [(v, s.isoformat()[:16]) for v, s in copies] == [("2", "2026-03-02T11:00")]
+    held = [r for r in rows(world) if r[1] == "meeting_held"]
+    assert {r[2] for r in held} == {"2026-03-02T11:00"}
