@@ -15,6 +15,7 @@ from app.db import insert_ignore, lookup
 from app.models import Company, Contact
 
 CONTACTS = cast(Table, Contact.__table__)
+COMPANIES = cast(Table, Company.__table__)
 
 
 class ContactRow(NamedTuple):
@@ -75,7 +76,7 @@ class Sighting:
 def _upsert_companies(session: Session, org_id: int, domains: set[str]) -> dict[str, int]:
     """domain -> company id, creating the missing ones (most pages only look them up)."""
     ids = _company_ids(session, org_id, domains)
-    table = Company.__table__
+    table = COMPANIES
     rows = [{"domain": d, "name": identity.company_name(d)} for d in domains if d not in ids]
     returning = (table.c.domain, table.c.id)
     shared = {"org_id": org_id}
@@ -88,8 +89,7 @@ def _upsert_companies(session: Session, org_id: int, domains: set[str]) -> dict[
 
 
 def _company_ids(session: Session, org_id: int, domains: set[str]) -> dict[str, int]:
-    table = cast(Table, Company.__table__)
-    found = lookup(session, table, ["domain", "id"], {"org_id": org_id}, "domain", domains)
+    found = lookup(session, COMPANIES, ["domain", "id"], {"org_id": org_id}, "domain", domains)
     return {domain: company_id for domain, company_id in found}
 
 
