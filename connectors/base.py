@@ -11,6 +11,7 @@ exception classes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -145,6 +146,13 @@ def iso_moment(value: object) -> datetime | None:
     except ValueError:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def push_terms(address: str, token: str) -> str:
+    """A fingerprint of where a push subscription delivers and the token it echoes, kept with
+    the subscription's state: when either changes (a new public URL, a rotated push secret)
+    the subscription is made again, since providers renew a subscription on its old terms."""
+    return hashlib.sha256(f"{address}\n{token}".encode()).hexdigest()[:16]
 
 
 def dump_cursor(state: Mapping[str, Any]) -> str:

@@ -47,6 +47,7 @@ from connectors.base import (
     Response,
     dump_cursor,
     iso_moment,
+    push_terms,
     sync_window,
 )
 from connectors.google.api import App, Caller, Endpoints, GoogleError, build, credentials
@@ -305,9 +306,15 @@ class GoogleCalendarConnector:
         assert self.watch is not None
         watch = state.get("watch") or {}
         now = int(time.time() * 1000)
+        if watch.get("id") and watch.get("terms", self._terms()) != self._terms():
+            return True  # a channel keeps its address and token: open one on the new terms
         if watch.get("retry_at"):
             return now >= int(watch["retry_at"])
         return int(watch.get("expiration") or 0) - self.watch.renew_before_ms <= now
+
+    def _terms(self) -> str:
+        assert self.watch is not None
+        return push_terms(self.watch.address, self.watch.token)
 
     def _renew_watch(self, service: Any, state: State) -> None:
         """Open a new channel, then close the old one (a gap would lose nothing: polling)."""
@@ -332,6 +339,7 @@ class GoogleCalendarConnector:
             "id": answer.get("id", body["id"]),
             "resource": answer.get("resourceId"),
             "expiration": int(answer.get("expiration") or 0),
+            "terms": self._terms(),
         }
         if old.get("id") and old.get("resource"):
             stop = service.channels().stop(body={"id": old["id"], "resourceId": old["resource"]})

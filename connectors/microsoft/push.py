@@ -1,20 +1,23 @@
 """Graph change-notification subscriptions: a trigger for the delta sync, never a data source.
 
 A connector keeps its subscriptions' state in its own cursor JSON: for each resource
-{"id", "expires", "renewed"} (or {"error", "retry"} after a failed attempt). During a pull it
-creates the missing ones and renews the others (PATCH, which also finds the ones Graph
-removed: 404 -> created again) once an hour or when they would expire within a day. A
+{"id", "expires", "renewed", "terms"} (or {"error", "retry"} after a failed attempt). During a
+pull it creates the missing ones and renews the others (PATCH, which also finds the ones Graph
+removed: 404 -> created again) once an hour or when they would expire within a day. A PATCH
+keeps a subscription's notification URL and clientState, so one made on other terms (a new
+public URL, a rotated push secret: `push_terms`) is deleted and made again instead. A
 subscription that cannot be made (or renewed) never fails the sync: the error is kept in the
 cursor and tried again an hour later, and polling stays the floor.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.base import ConnectorError, RateLimited
+from connectors.base import ConnectorError, RateLimited, push_terms
 from connectors.microsoft.http import GraphClient, NotFound
 
 State = dict[str, Any]
@@ -59,6 +62,11 @@ def ensure(
             return state
         state = {}
     expires, renewed = _when(state.get("expires")), _when(state.get("renewed"))
+    terms = push_terms(target.notification_url, target.client_state)
+    if state.get("id") and state.get("terms", terms) != terms:  # made on other terms
+        with contextlib.suppress(ConnectorError):  # else it expires by itself
+            client.request("DELETE", f"subscriptions/{state['id']}")
+        state = {}
     if (
         state.get("id")
         and state.get("resource") == resource
@@ -78,7 +86,8 @@ def ensure(
                     f"subscriptions/{state['id']}",
                     json={"expirationDateTime": _stamp(expiry)},
                 )
-                return {**state, "expires": expiry.isoformat(), "renewed": now.isoformat()}
+                renewal = {"expires": expiry.isoformat(), "renewed": now.isoformat()}
+                return {**state, **renewal, "terms": terms}
             except NotFound:
                 pass  # removed by Graph (subscriptionRemoved): make a new one
         made = client.request(
@@ -102,4 +111,5 @@ def ensure(
         "resource": resource,
         "expires": expiry.isoformat(),
         "renewed": now.isoformat(),
+        "terms": terms,
     }

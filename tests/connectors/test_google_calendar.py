@@ -212,3 +212,23 @@ def test_the_watch_channel_is_opened_and_renewed_before_it_expires(google: Googl
     state["watch"]["expiration"] = int(datetime.now(UTC).timestamp() * 1000) + 3600_000
     pull(calendar, json.dumps(state))
     assert len(channels) == 2 and channels[0].get("stopped")  # the old one is closed
+
+
+def test_a_rotated_push_secret_or_a_new_address_opens_a_channel_on_the_new_terms(
+    google: GoogleEmulator,
+) -> None:
+    token = google.grant(ANA)
+    address = "http://127.0.0.1:9/api/v1/push/google/calendar"
+    _, cursor = pull(connector(google, token, watch=CalendarWatch(address, "7.old", "tally-7-")))
+    rotated = connector(google, token, watch=CalendarWatch(address, "7.new", "tally-7-"))
+    _, cursor = pull(rotated, cursor)
+    channels = google.account(ANA).channels
+    assert [(c["token"], bool(c.get("stopped"))) for c in channels] == [
+        ("7.old", True),  # a channel keeps its token: the old one is closed
+        ("7.new", False),
+    ]
+    _, cursor = pull(rotated, cursor)
+    assert len(channels) == 2  # the new terms are remembered: no churn
+    moved = CalendarWatch("https://tally.example/api/v1/push/google/calendar", "7.new", "tally-7-")
+    pull(connector(google, token, watch=moved), cursor)
+    assert len(channels) == 3 and channels[-1]["address"] == moved.address

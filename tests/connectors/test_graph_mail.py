@@ -372,3 +372,18 @@ def test_push_subscriptions_are_created_kept_in_the_cursor_and_renewed(
     _, renewed = drain(mail, json.dumps(state))
     assert len(ms.subscriptions) == 2
     assert renewed is not None and json.loads(renewed)["push"] != state["push"]
+
+
+def test_subscriptions_made_on_a_rotated_client_state_are_made_again(ms: MicrosoftEmulator) -> None:
+    ms.add_user("ana@acme.example")
+    url = "https://tally.example/api/v1/push/microsoft"
+    mail = mail_of(ms, "ana@acme.example", push_target=PushTarget(url, "7.old"))
+    _, cursor = drain(mail)
+    old_ids = set(ms.subscriptions)
+    rotated = mail_of(ms, "ana@acme.example", push_target=PushTarget(url, "7.new"))
+    _, cursor = drain(rotated, cursor)
+    # a PATCH would keep the old clientState, which no longer verifies: made again instead
+    assert {s["clientState"] for s in ms.subscriptions.values()} == {"7.new"}
+    assert len(ms.subscriptions) == 2 and not old_ids & set(ms.subscriptions)
+    _, again = drain(rotated, cursor)
+    assert again is not None and json.loads(again)["push"] == json.loads(cursor or "")["push"]
