@@ -29,6 +29,23 @@ class Org:
     def as_user(self, email: str) -> dict[str, str]:
         return auth(self.keys[email])
 
+    def sync(self, *connection_ids: int) -> None:
+        """Ask for these connections' sync as a user would, then run the worker until done."""
+        from app.sync.worker import SyncWorker
+
+        for connection_id in connection_ids:
+            response = self.client.post(
+                f"/api/v1/connections/{connection_id}/sync", headers=self.as_admin()
+            )
+            assert response.status_code == 202, response.text
+        SyncWorker(2).drain()
+
+    def connection(self, connection_id: int) -> dict[str, Any]:
+        response = self.client.get(f"/api/v1/connections/{connection_id}", headers=self.as_admin())
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
     def team(self, name: str, manager_id: int | None = None) -> dict[str, Any]:
         response = self.client.post(
             "/api/v1/teams", json={"name": name, "manager_id": manager_id}, headers=self.as_admin()

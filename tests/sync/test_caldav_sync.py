@@ -24,7 +24,6 @@ from app.config import settings
 from app.db import session_scope
 from app.models import Connection, EventCopy, Observation
 from app.sync import registry, runner
-from app.sync.worker import SyncWorker
 from connectors.base import Address, Attendee, CalendarObject, Page, RemoteEvent
 from connectors.calendar.ics import UnreadableCalendar, read_calendar_parts
 from tests.api import Org, make_org
@@ -241,20 +240,10 @@ class Calendars:
         self.events[email] = [e for e in self.events[email] if e.uid != uid]
 
     def sync(self, *emails: str) -> None:
-        for email in emails:
-            response = self.org.client.post(
-                f"/api/v1/connections/{self.connections[email]}/sync", headers=self.org.as_admin()
-            )
-            assert response.status_code == 202, response.text
-        SyncWorker(2).drain()
+        self.org.sync(*(self.connections[email] for email in emails))
 
     def connection(self, email: str) -> dict[str, Any]:
-        response = self.org.client.get(
-            f"/api/v1/connections/{self.connections[email]}", headers=self.org.as_admin()
-        )
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
+        return self.org.connection(self.connections[email])
 
     def metric(self, metric: str, email: str) -> Counter[date]:
         response = self.org.client.get(

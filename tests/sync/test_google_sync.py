@@ -7,6 +7,7 @@ import base64
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -87,21 +88,10 @@ class Accounts:
         return self.google.deliver(email, headers, labels=labels, when=when)  # type: ignore[arg-type]
 
     def sync(self, *emails: str, provider: str = "gmail") -> None:
-        for email in emails:
-            response = self.org.client.post(
-                f"/api/v1/connections/{self.connections[(email, provider)]}/sync",
-                headers=self.org.as_admin(),
-            )
-            assert response.status_code == 202, response.text
-        SyncWorker(2).drain()
+        self.org.sync(*(self.connections[(email, provider)] for email in emails))
 
-    def connection(self, email: str, provider: str = "gmail") -> dict[str, object]:
-        response = self.org.client.get(
-            f"/api/v1/connections/{self.connections[(email, provider)]}",
-            headers=self.org.as_admin(),
-        )
-        body: dict[str, object] = response.json()
-        return body
+    def connection(self, email: str, provider: str = "gmail") -> dict[str, Any]:
+        return self.org.connection(self.connections[(email, provider)])
 
     def activities(self, email: str | None = None) -> list[tuple[str, str]]:
         query = f"user_id={self.org.users[email]['id']}&" if email else ""

@@ -9,6 +9,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -89,19 +90,10 @@ class Mailboxes:
         self.dovecot.append_many(self.logins[email], folder, [(m, sent_at(m)) for m in messages])
 
     def sync(self, *emails: str) -> None:
-        for email in emails:
-            response = self.org.client.post(
-                f"/api/v1/connections/{self.connections[email]}/sync", headers=self.org.as_admin()
-            )
-            assert response.status_code == 202
-        SyncWorker(2).drain()
+        self.org.sync(*(self.connections[email] for email in emails))
 
-    def connection(self, email: str) -> dict[str, object]:
-        response = self.org.client.get(
-            f"/api/v1/connections/{self.connections[email]}", headers=self.org.as_admin()
-        )
-        body: dict[str, object] = response.json()
-        return body
+    def connection(self, email: str) -> dict[str, Any]:
+        return self.org.connection(self.connections[email])
 
     def activities(self, email: str | None = None) -> list[tuple[str, str]]:
         query = f"?user_id={self.org.users[email]['id']}" if email else ""

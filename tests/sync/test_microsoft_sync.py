@@ -66,19 +66,10 @@ class M365:
         return body
 
     def sync(self, *emails: str) -> None:
-        for email in emails:
-            response = self.org.client.post(
-                f"/api/v1/connections/{self.connections[email]}/sync", headers=self.org.as_admin()
-            )
-            assert response.status_code == 202
-        SyncWorker(2).drain()
+        self.org.sync(*(self.connections[email] for email in emails))
 
     def connection(self, email: str) -> dict[str, Any]:
-        response = self.org.client.get(
-            f"/api/v1/connections/{self.connections[email]}", headers=self.org.as_admin()
-        )
-        body: dict[str, Any] = response.json()
-        return body
+        return self.org.connection(self.connections[email])
 
     def activities(self, email: str | None = None) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = []
