@@ -64,6 +64,21 @@ def simple(sender: str, to: str, subject: str, **extra: str) -> dict[str, str]:
     }
 
 
+def fill(
+    google: GoogleEmulator,
+    count: int,
+    *,
+    sender: str = "c@northwind.example",
+    subject: str = "m{}",
+    step: timedelta = timedelta(minutes=1),
+    start: timedelta = timedelta(0),
+) -> None:
+    """`count` messages to Ana, newest first from `start` ago, one every `step`."""
+    for number in range(count):
+        when = NOW - start - step * number
+        google.deliver(ANA, simple(sender, ANA, subject.format(number)), when=when)
+
+
 def test_a_backfill_of_thousands_reads_metadata_in_batches_newest_first(
     google: GoogleEmulator,
 ) -> None:
@@ -75,12 +90,9 @@ def test_a_backfill_of_thousands_reads_metadata_in_batches_newest_first(
         headers.append(("Message-ID", f"<m{number}@enron.example>"))
         labels = ("SENT",) if number % 4 == 0 else ("INBOX", "UNREAD")
         google.deliver(ANA, headers, labels=labels, when=NOW - timedelta(minutes=number))
-    for number in range(1000):  # older than the window: the backfill stops before reading all
-        google.deliver(
-            ANA,
-            simple("old@x.example", ANA, f"old {number}"),
-            when=NOW - timedelta(days=400 + number),
-        )
+    # older than the window: the backfill stops before reading all
+    old = {"sender": "old@x.example", "subject": "old {}", "step": timedelta(days=1)}
+    fill(google, 1000, start=timedelta(days=400), **old)
     gmail = connector(google, token, page_size=500, batch_size=50)
     pages, cursor = pull_all(gmail)
     found = messages(pages)
@@ -158,12 +170,7 @@ def test_new_moved_and_deleted_mail_between_syncs(google: GoogleEmulator) -> Non
 
 def test_mail_arriving_during_the_backfill_comes_through_history(google: GoogleEmulator) -> None:
     token = google.grant(ANA)
-    for number in range(120):
-        google.deliver(
-            ANA,
-            simple("c@northwind.example", ANA, f"old {number}"),
-            when=NOW - timedelta(hours=number + 1),
-        )
+    fill(google, 120, subject="old {}", step=timedelta(hours=1), start=timedelta(hours=1))
     gmail = connector(google, token, page_size=50)
     pages = gmail.pull(None, since=SINCE)
     seen: list[RemoteMessage] = []
@@ -181,12 +188,7 @@ def test_mail_arriving_during_the_backfill_comes_through_history(google: GoogleE
 
 def test_an_expired_history_id_relists_only_the_recent_stretch(google: GoogleEmulator) -> None:
     token = google.grant(ANA)
-    for number in range(200):
-        google.deliver(
-            ANA,
-            simple("c@northwind.example", ANA, f"m{number}"),
-            when=NOW - timedelta(days=30 + number),
-        )
+    fill(google, 200, step=timedelta(days=1), start=timedelta(days=30))
     gmail = connector(google, token)
     _, cursor = pull_all(gmail)
     google.deliver(
@@ -208,12 +210,7 @@ def test_an_expired_history_id_relists_only_the_recent_stretch(google: GoogleEmu
 
 def test_a_resumed_backfill_continues_from_its_page(google: GoogleEmulator) -> None:
     token = google.grant(ANA)
-    for number in range(250):
-        google.deliver(
-            ANA,
-            simple("c@northwind.example", ANA, f"m{number}"),
-            when=NOW - timedelta(hours=number),
-        )
+    fill(google, 250, step=timedelta(hours=1))
     gmail = connector(google, token, page_size=100)
     stream = gmail.pull(None, since=SINCE)
     seen: list[str] = []
@@ -234,12 +231,7 @@ def test_a_quota_hit_mid_backfill_waits_and_retries_only_what_failed(
     google.quota_units["gmail"] = 3000  # units per second window at the emulator
     google.window = 1.0
     token = google.grant(ANA)
-    for number in range(600):
-        google.deliver(
-            ANA,
-            simple("c@northwind.example", ANA, f"m{number}"),
-            when=NOW - timedelta(minutes=number),
-        )
+    fill(google, 600)
     # Tally believes the quota is larger than it is (another app of the user spends some)
     optimistic = Quota(units_per_window=9000, window_seconds=1.0, max_wait_seconds=30.0)
     gmail = connector(google, token, quota=optimistic)
@@ -255,12 +247,7 @@ def test_a_quota_hit_longer_than_allowed_raises_rate_limited_after_the_stored_pa
     google.quota_units["gmail"] = 2500
     google.window = 30.0
     token = google.grant(ANA)
-    for number in range(300):
-        google.deliver(
-            ANA,
-            simple("c@northwind.example", ANA, f"m{number}"),
-            when=NOW - timedelta(minutes=number),
-        )
+    fill(google, 300)
     optimistic = Quota(units_per_window=100_000, window_seconds=30.0, max_wait_seconds=1.0)
     gmail = connector(google, token, quota=optimistic, page_size=100)
     done: list[Page] = []
@@ -275,12 +262,7 @@ def test_paced_to_the_quota_no_429_at_all(google: GoogleEmulator) -> None:
     google.quota_units["gmail"] = 3000
     google.window = 1.5
     token = google.grant(ANA)
-    for number in range(400):
-        google.deliver(
-            ANA,
-            simple("c@northwind.example", ANA, f"m{number}"),
-            when=NOW - timedelta(minutes=number),
-        )
+    fill(google, 400)
     # The pacer counts a request when it sends it, the emulator when it arrives. In production
     # the guard (5 % of Google's 60 s window: 3 s) dwarfs that delay; with the window
     # compressed to 1.5 s, 5 % is 75 ms, less than a loaded CI machine may take to deliver a
@@ -305,12 +287,7 @@ def test_a_revoked_grant_is_auth_expired_with_a_readable_message(google: GoogleE
 
 def test_a_grant_revoked_mid_sync_stops_with_auth_expired(google: GoogleEmulator) -> None:
     token = google.grant(ANA)
-    for number in range(120):
-        google.deliver(
-            ANA,
-            simple("c@northwind.example", ANA, f"m{number}"),
-            when=NOW - timedelta(minutes=number),
-        )
+    fill(google, 120)
     gmail = connector(google, token, page_size=50)
     stream = gmail.pull(None, since=SINCE)
     next(stream)
