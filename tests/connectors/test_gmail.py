@@ -13,6 +13,7 @@ from connectors.base import AuthExpired, Page, RateLimited, RemoteMessage
 from connectors.google import App, Endpoints, GmailConnector, Quota
 from connectors.google.gmail import to_message
 from connectors.google.pacing import Pacer
+from tests.connectors.pulling import pull_pages
 from tests.emulators.google import GoogleEmulator, enron_headers
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -42,11 +43,7 @@ def connector(
 
 
 def pull_all(gmail: GmailConnector, cursor: str | None = None) -> tuple[list[Page], str | None]:
-    pages = list(gmail.pull(cursor, since=SINCE))
-    for page in reversed(pages):
-        if page.cursor is not None:
-            return pages, page.cursor
-    return pages, cursor
+    return pull_pages(gmail, cursor, since=SINCE)
 
 
 def messages(pages: list[Page]) -> list[RemoteMessage]:

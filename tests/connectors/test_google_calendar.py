@@ -11,6 +11,7 @@ import pytest
 from connectors.base import AuthExpired, CalendarObject, CursorExpired, Page
 from connectors.google import App, CalendarWatch, Endpoints, GoogleCalendarConnector, Quota
 from connectors.google.pacing import CALENDAR_COSTS, Pacer
+from tests.connectors.pulling import pull_pages
 from tests.emulators.google import GoogleEmulator
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -40,11 +41,7 @@ def connector(google: GoogleEmulator, token: str, **kwargs: object) -> GoogleCal
 def pull(
     calendar: GoogleCalendarConnector, cursor: str | None = None
 ) -> tuple[list[Page], str | None]:
-    pages = list(calendar.pull(cursor, since=SINCE))
-    for page in reversed(pages):
-        if page.cursor is not None:
-            return pages, page.cursor
-    return pages, cursor
+    return pull_pages(calendar, cursor, since=SINCE)
 
 
 def objects(pages: list[Page]) -> list[CalendarObject]:

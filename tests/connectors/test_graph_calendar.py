@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from connectors.base import CalendarObject, Page
+from connectors.base import CalendarObject
 from connectors.microsoft import connect
 from connectors.microsoft.calendar import GraphCalendarConnector, read_page, to_event
+from tests.connectors.pulling import pull_pages
 from tests.connectors.test_graph_mail import app_of, consent
 from tests.emulators.microsoft import MicrosoftEmulator
 
@@ -38,9 +39,7 @@ def calendar_of(ms: MicrosoftEmulator, **options: Any) -> GraphCalendarConnector
 def drain(
     connector: GraphCalendarConnector, cursor: str | None = None
 ) -> tuple[list[CalendarObject], str | None]:
-    pages: list[Page] = list(connector.pull(cursor, since=SINCE))
-    for page in pages:
-        cursor = page.cursor or cursor
+    pages, cursor = pull_pages(connector, cursor, since=SINCE)
     return [o for p in pages for o in p.calendar], cursor
 
 

@@ -15,6 +15,7 @@ from connectors.base import AuthExpired, ConnectorError, Page, RateLimited
 from connectors.microsoft import MicrosoftApp, MicrosoftOAuth, PushTarget, connect
 from connectors.microsoft.auth import refusal
 from connectors.microsoft.mail import GraphMailConnector, read_page
+from tests.connectors.pulling import pull_pages
 from tests.emulators.microsoft import MicrosoftEmulator
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -56,10 +57,7 @@ def mail_of(ms: MicrosoftEmulator, email: str, **options: Any) -> GraphMailConne
 
 
 def drain(connector: Any, cursor: str | None = None) -> tuple[list[Page], str | None]:
-    pages = list(connector.pull(cursor, since=SINCE))
-    for page in pages:
-        cursor = page.cursor or cursor
-    return pages, cursor
+    return pull_pages(connector, cursor, since=SINCE)
 
 
 def subjects(pages: list[Page]) -> list[str]:
