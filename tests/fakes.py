@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import pytest
 
 from connectors.base import Page
 
@@ -26,3 +28,35 @@ class FakeConnector:
         yield from self.pages[start:]
         if self.error is not None:
             raise self.error
+
+
+def interrupt_syncs(
+    monkeypatch: pytest.MonkeyPatch, *, after_pages: int, then: Callable[[], None]
+) -> Callable[[], None]:
+    """Make the sync runner's real connectors call `then` (stop a server, raise) once a pull
+    has yielded `after_pages` pages. Returns what puts the real connectors back."""
+    from app.sync import registry, runner
+
+    real = registry.build_connectors
+
+    class Interrupted:
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.name = inner, inner.name
+
+        def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
+            for number, page in enumerate(self.inner.pull(cursor, since=since), 1):
+                yield page
+                if number == after_pages:
+                    then()
+
+    monkeypatch.setattr(
+        runner, "build_connectors", lambda c, s: [Interrupted(x) for x in real(c, s)]
+    )
+    return lambda: monkeypatch.setattr(runner, "build_connectors", real)
+
+
+def raising(error: Exception) -> Callable[[], None]:
+    def fail() -> None:
+        raise error
+
+    return fail

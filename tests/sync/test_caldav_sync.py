@@ -7,7 +7,6 @@ every real calendar of tests/data/ics beside a broken one."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,9 +23,10 @@ from app.config import settings
 from app.db import session_scope
 from app.models import Connection, EventCopy, Observation
 from app.sync import registry, runner
-from connectors.base import Address, Attendee, CalendarObject, Page, RemoteEvent
+from connectors.base import Address, Attendee, CalendarObject, RemoteEvent
 from connectors.calendar.ics import UnreadableCalendar, read_calendar_parts
 from tests.api import Org, make_org
+from tests.fakes import interrupt_syncs
 from tests.fixtures.radicale import RadicaleServer
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "ics"
@@ -408,23 +408,7 @@ def test_a_server_stopped_mid_sync_loses_nothing_and_doubles_nothing(
     for ev in BACKFILL[5:]:
         cals.put(ANA, ev, slug="sales")
     cals.put(ANA, SHARED, slug="sales")
-    real_build = registry.build_connectors
-
-    class StopsTheServerAfterTheFirstPage:
-        def __init__(self, inner: Any) -> None:
-            self.inner, self.name = inner, inner.name
-
-        def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
-            for number, page in enumerate(self.inner.pull(cursor, since=since)):
-                yield page
-                if number == 0:
-                    radicale.stop()
-
-    monkeypatch.setattr(
-        runner,
-        "build_connectors",
-        lambda c, s: [StopsTheServerAfterTheFirstPage(x) for x in real_build(c, s)],
-    )
+    restore = interrupt_syncs(monkeypatch, after_pages=1, then=radicale.stop)
     try:
         cals.sync(ANA)
     finally:
@@ -435,7 +419,7 @@ def test_a_server_stopped_mid_sync_loses_nothing_and_doubles_nothing(
     assert "secret" not in str(connection)
     kept = sum(cals.metric("meetings_held", ANA).values())
     assert kept == 5 + 1 + 1  # the "accounts" page was stored: series, pricing, video call
-    monkeypatch.setattr(runner, "build_connectors", real_build)
+    restore()
     cals.sync(ANA)  # retried later (here: on demand)
     connection = cals.connection(ANA)
     assert connection["status"] == "idle" and connection["last_error"] is None

@@ -19,11 +19,10 @@ from app.config import settings
 from app.connections import push_google
 from app.db import session_scope
 from app.models import Connection
-from app.sync import registry, runner
 from app.sync.worker import SyncWorker
-from connectors.base import Page
 from tests.api import Org, make_org
 from tests.emulators.google import GoogleEmulator
+from tests.fakes import interrupt_syncs, raising
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 ANA, BOB = "ana@acme.example", "bob@acme.example"
@@ -231,27 +230,15 @@ def test_a_crash_between_pages_loses_and_doubles_nothing(
             f"m{number}",
             when=NOW - timedelta(hours=number + 1),
         )
-    real_build = registry.build_connectors
-
-    class DiesAfterSecondPage:
-        def __init__(self, inner: object) -> None:
-            self.inner, self.name = inner, inner.name  # type: ignore[attr-defined]
-
-        def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
-            for number, page in enumerate(self.inner.pull(cursor, since=since)):  # type: ignore[attr-defined]
-                yield page
-                if number == 2:
-                    raise ConnectionResetError("the network went away")
-
-    monkeypatch.setattr(
-        runner, "build_connectors", lambda c, s: [DiesAfterSecondPage(x) for x in real_build(c, s)]
+    restore = interrupt_syncs(
+        monkeypatch, after_pages=3, then=raising(ConnectionResetError("the network went away"))
     )
     accounts.sync(ANA)
     state = accounts.connection(ANA)
     assert state["status"] == "error"
     kept = len(accounts.activities())
     assert 0 < kept < 35
-    monkeypatch.setattr(runner, "build_connectors", real_build)
+    restore()
     accounts.sync(ANA)
     activities = accounts.activities()
     assert len(activities) == 35 and len(set(activities)) == 35

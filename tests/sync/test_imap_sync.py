@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -15,10 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import settings
-from app.sync import registry, runner
 from app.sync.worker import SyncWorker
-from connectors.base import Page
 from tests.api import Org, make_org
+from tests.fakes import interrupt_syncs
 from tests.fixtures.dovecot import DovecotServer
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -210,21 +208,7 @@ def test_the_server_going_away_mid_sync_loses_and_doubles_nothing(
         "INBOX",
         *[raw(f"c{i}@northwind.example", "ana@acme.example", subject=f"m{i}") for i in range(7)],
     )
-    real_build = registry.build_connectors
-
-    class DiesAfterFirstPage:
-        def __init__(self, inner: object) -> None:
-            self.inner, self.name = inner, inner.name  # type: ignore[attr-defined]
-
-        def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
-            for number, page in enumerate(self.inner.pull(cursor, since=since)):  # type: ignore[attr-defined]
-                yield page
-                if number == 0:
-                    dovecot.stop()
-
-    monkeypatch.setattr(
-        runner, "build_connectors", lambda c, s: [DiesAfterFirstPage(x) for x in real_build(c, s)]
-    )
+    restore = interrupt_syncs(monkeypatch, after_pages=1, then=dovecot.stop)
     try:
         boxes.sync("ana@acme.example")
     finally:
@@ -232,7 +216,7 @@ def test_the_server_going_away_mid_sync_loses_and_doubles_nothing(
     connection = boxes.connection("ana@acme.example")
     assert connection["status"] == "error" and connection["last_error"]
     assert len(boxes.activities()) == 2  # the first page is kept
-    monkeypatch.setattr(runner, "build_connectors", real_build)
+    restore()
     boxes.sync("ana@acme.example")  # retried later (here: on demand)
     assert len(boxes.activities()) == 7
     assert boxes.connection("ana@acme.example")["status"] == "idle"

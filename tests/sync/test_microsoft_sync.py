@@ -18,11 +18,10 @@ from app.connections import push_microsoft
 from app.db import session_scope
 from app.models import Connection
 from app.security import decrypt_secret
-from app.sync import registry, runner
 from app.sync.worker import SyncWorker
-from connectors.base import Page
 from tests.api import Org, make_org
 from tests.emulators.microsoft import MicrosoftEmulator
+from tests.fakes import interrupt_syncs, raising
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 ANA, BOB = "ana@acme.example", "bob@acme.example"
@@ -250,25 +249,13 @@ def test_a_crash_between_pages_loses_and_doubles_nothing(
     monkeypatch.setattr(settings, "microsoft_page_size", 20)
     m365.connect(ANA)
     inbound(ms, 90)
-    real = registry.build_connectors
-
-    class CrashesAfterTwoPages:
-        def __init__(self, inner: Any) -> None:
-            self.inner, self.name = inner, inner.name
-
-        def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
-            for number, page in enumerate(self.inner.pull(cursor, since=since)):
-                yield page
-                if number == 1:
-                    raise RuntimeError("the process died")
-
-    monkeypatch.setattr(
-        runner, "build_connectors", lambda c, s: [CrashesAfterTwoPages(x) for x in real(c, s)]
+    restore = interrupt_syncs(
+        monkeypatch, after_pages=2, then=raising(RuntimeError("the process died"))
     )
     m365.sync(ANA)
     assert m365.connection(ANA)["status"] == "error"
     assert len(m365.activities()) == 40
-    monkeypatch.setattr(runner, "build_connectors", real)
+    restore()
     m365.sync(ANA)
     activities = m365.activities()
     assert len(activities) == 90 and len(set(activities)) == 90
