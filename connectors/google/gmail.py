@@ -45,27 +45,10 @@ from googleapiclient.errors import HttpError
 from connectors.base import CursorExpired, Failure, FolderRole, Page, RemoteMessage, dump_cursor
 from connectors.google.api import App, Caller, Endpoints, GoogleError, build, credentials
 from connectors.google.pacing import Pacer, Quota, pacer_for
-from connectors.mail import parse_fields
+from connectors.mail import FETCHED_HEADERS, parse_fields
 
-METADATA_HEADERS = (
-    "From",
-    "Sender",
-    "To",
-    "Cc",
-    "Bcc",
-    "Date",
-    "Subject",
-    "Message-ID",
-    "Content-Type",
-    "Auto-Submitted",
-    "Precedence",
-    "List-Id",
-    "List-Unsubscribe",
-    "X-Autoreply",
-    "X-Autorespond",
-    "X-Auto-Response-Suppress",
-    "Content-Class",
-)
+# What an IMAP header fetch reads (header names are case-insensitive), and Exchange's mark
+METADATA_HEADERS = (*FETCHED_HEADERS, "content-class")
 # The metadata scope shows headers only, never the MIME parts, so a text/calendar part inside
 # an invitation cannot be seen. What the headers do show: Google Calendar sends invitations
 # and answers with this Sender (or From), and Exchange marks meeting messages with
