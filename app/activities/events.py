@@ -37,6 +37,7 @@ from app.models import (
 )
 from connectors.base import Address, Attendee, CalendarObject, RemoteEvent
 
+ACTIVITIES = cast(Table, Activity.__table__)
 EVENT_TYPES = (ActivityType.meeting_scheduled, ActivityType.meeting_held, ActivityType.call)
 
 
@@ -130,8 +131,13 @@ def _store_objects(
     for item in items:
         touched |= _store_object(item, stored[item.resource], rows, session, now)
     session.flush()
-    shared: dict[str, Any] = {"org_id": connection.org_id, "connection_id": connection.id}
-    shared |= {"user_id": connection.user_id, "settled": False, "updated_at": now}
+    shared = {
+        "org_id": connection.org_id,
+        "connection_id": connection.id,
+        "user_id": connection.user_id,
+        "settled": False,
+        "updated_at": now,
+    }
     conflict = ["connection_id", "source_id"]
     insert_ignore(session, EventCopy.__table__, rows, conflict, shared=shared)
     return touched
@@ -334,7 +340,7 @@ def _insert_activities(
 ) -> int:
     """Insert the new activities and add their ids to `ids` (also of those another writer
     stored meanwhile); how many were inserted."""
-    table = cast(Table, Activity.__table__)
+    table = ACTIVITIES
     inserted = insert_ignore(
         session,
         table,

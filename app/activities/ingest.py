@@ -25,7 +25,7 @@ from app.activities.inference import (
 )
 from app.contacts import service as contacts
 from app.contacts.signature import extract
-from app.db import Base, insert_ignore, lookup
+from app.db import insert_ignore, lookup
 from app.models import (
     Activity,
     ActivityContact,
@@ -40,6 +40,9 @@ from app.models import (
 from connectors.base import Page, RemoteMessage
 from connectors.mail import text_body
 
+MESSAGES = cast(Table, Message.__table__)
+OBSERVATIONS = cast(Table, Observation.__table__)
+ACTIVITIES = cast(Table, Activity.__table__)
 ActivityKey = tuple[str, int, str]  # (message key hash, user id, activity type)
 
 
@@ -83,7 +86,7 @@ def _unseen(session: Session, connection_id: int, page: Page) -> set[str]:
     if not ids:
         return set()
     where = {"connection_id": connection_id}
-    known = lookup(session, _table(Observation), ["source_id"], where, "source_id", ids)
+    known = lookup(session, OBSERVATIONS, ["source_id"], where, "source_id", ids)
     return ids - {source_id for (source_id,) in known}
 
 
@@ -202,7 +205,7 @@ def _read_signatures(session: Session, org_id: int, batch: _Batch) -> None:
 def _message_ids(session: Session, org_id: int, batch: _Batch) -> dict[str, int]:
     """key hash -> message id: the ones inserted now come back from RETURNING, only the ones
     another mailbox stored before are selected."""
-    table = _table(Message)
+    table = MESSAGES
     inserted = insert_ignore(
         session,
         table,
@@ -222,7 +225,7 @@ def _write_activities(
     session: Session, connection: Connection, batch: _Batch, message_pk: dict[str, int]
 ) -> tuple[dict[ActivityKey, int], int]:
     """Activity ids for every key of the batch, and how many were new."""
-    table = _table(Activity)
+    table = ACTIVITIES
     org_id = connection.org_id
     shared = {"org_id": org_id, "connection_id": connection.id, "provider": connection.provider}
     rows = [{**row, "message_pk": message_pk[key[0]]} for key, row in batch.activities.items()]
@@ -257,7 +260,7 @@ def _write(
     ]
     shared = {"connection_id": connection.id}
     conflict = ["connection_id", "source_id"]
-    insert_ignore(session, _table(Observation), observations, conflict, shared=shared)
+    insert_ignore(session, OBSERVATIONS, observations, conflict, shared=shared)
     if not batch.activities:
         return 0
     contact_ids = contacts.upsert_contacts(session, org_id, batch.sightings.values(), known)
@@ -284,12 +287,8 @@ def _write(
 
 def _activity_ids(session: Session, org_id: int, digests: set[str]) -> dict[ActivityKey, int]:
     columns = ["source_key", "user_id", "type", "id"]
-    rows = lookup(session, _table(Activity), columns, {"org_id": org_id}, "source_key", digests)
+    rows = lookup(session, ACTIVITIES, columns, {"org_id": org_id}, "source_key", digests)
     return {(key, user, kind): pk for key, user, kind, pk in rows}
-
-
-def _table(model: type[Base]) -> Table:
-    return cast(Table, model.__table__)
 
 
 def ingest_page(
