@@ -71,6 +71,12 @@ class Accounts:
             self.connections[(email, connection["provider"])] = connection["id"]
         return body
 
+    def fill(self, email: str, count: int) -> None:
+        """`count` messages from as many people, one an hour before the last."""
+        for number in range(count):
+            when = NOW - timedelta(hours=number + 1)
+            self.mail(email, f"c{number}@northwind.example", email, f"m{number}", when=when)
+
     def mail(self, email: str, sender: str, to: str, subject: str, **extra: object) -> str:
         labels = extra.pop("labels", ("INBOX",))
         msgid = extra.pop("msgid", subject.replace(" ", "."))
@@ -222,14 +228,7 @@ def test_a_crash_between_pages_loses_and_doubles_nothing(
 ) -> None:
     monkeypatch.setattr(settings, "google_page_size", 10)
     accounts.connect(ANA)
-    for number in range(35):
-        accounts.mail(
-            ANA,
-            f"c{number}@northwind.example",
-            ANA,
-            f"m{number}",
-            when=NOW - timedelta(hours=number + 1),
-        )
+    accounts.fill(ANA, 35)
     restore = interrupt_syncs(
         monkeypatch, after_pages=3, then=raising(ConnectionResetError("the network went away"))
     )
@@ -372,14 +371,7 @@ def test_a_quota_longer_than_the_wait_leaves_the_connection_waiting(
     monkeypatch.setattr(settings, "google_page_size", 20)
     monkeypatch.setattr(settings, "google_max_wait_seconds", 0.5)
     accounts.connect(ANA)
-    for number in range(60):
-        accounts.mail(
-            ANA,
-            f"c{number}@northwind.example",
-            ANA,
-            f"m{number}",
-            when=NOW - timedelta(hours=number + 1),
-        )
+    accounts.fill(ANA, 60)
     accounts.google.quota_units["gmail"] = 700  # 30 s windows: room for about one page
     accounts.google.window = 30.0
     accounts.sync(ANA)
