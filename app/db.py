@@ -238,10 +238,12 @@ def _insert_recordset(
         and not isinstance(c.type, JSON)
         and not isinstance(c.type.impl, DateTime)
     }
-    document = [dict(row) for row in rows] if convert else rows
-    for values in document if convert else ():  # copies: the caller's rows stay as they were
-        for name, process in convert.items():
-            values[name] = process(values[name], dialect)
+    document = rows
+    if convert:  # copies: the caller's rows stay as they were
+        document = [
+            {**row, **{name: process(row[name], dialect) for name, process in convert.items()}}
+            for row in rows
+        ]
     selected, parameters = [], []
     for column in columns:
         if column.name in fixed:
