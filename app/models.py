@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -10,11 +11,12 @@ from sqlalchemy import (
     JSON,
     Date,
     DateTime,
-    Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    Numeric,
+    PrimaryKeyConstraint,
     String,
     Text,
     TypeDecorator,
@@ -72,6 +74,18 @@ class ActivityType(StrEnum):
     call = "call"
 
 
+class DealStatus(StrEnum):
+    open = "open"
+    won = "won"
+    lost = "lost"
+
+
+# Money: exact decimals, never floats. 18 digits with 2 decimals holds 10^16 in any currency;
+# rates keep 10 decimals (one unit of a weak currency can be worth 0.0000x of the reporting one).
+Money = Numeric(18, 2)
+Rate = Numeric(24, 10)
+
+
 class Organization(Base):
     __tablename__ = "organizations"
 
@@ -87,6 +101,8 @@ class Organization(Base):
     # (the generic webhook's signing secret, Twilio's auth token); never shown.
     telephony: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     telephony_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # ISO 4217: the currency every report is in
+    currency: Mapped[str] = mapped_column(String(3), default="EUR", server_default="EUR")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -333,7 +349,7 @@ class Quota(Base):
     )
     metric: Mapped[str] = mapped_column(String(32))
     period: Mapped[str] = mapped_column(String(10))
-    target: Mapped[float] = mapped_column(Float)
+    target: Mapped[Decimal] = mapped_column(Numeric(20, 4))
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
@@ -343,3 +359,134 @@ class Quota(Base):
     effective_from: Mapped[date] = mapped_column(Date)
     effective_to: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ActivityDay(Base):
+    """Stored rollup: how many activities of a type a user has on one local day of the org.
+
+    Maintained in the same transaction as the activities it counts (app.activities.store);
+    every period unit is a union of local days, so metric reads add days, never rows."""
+
+    __tablename__ = "activity_days"
+    __table_args__ = (PrimaryKeyConstraint("user_id", "day", "type"),)
+
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    type: Mapped[str] = mapped_column(String(24))
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class ContactDay(Base):
+    """Stored rollup: a contact linked to a user's activities on one local day, and how often.
+
+    Keeps `contacts_engaged` an exact distinct count across days and team members, and is the
+    (user, contact) relation that decides which contacts a rep may see."""
+
+    __tablename__ = "contact_days"
+    __table_args__ = (
+        PrimaryKeyConstraint("user_id", "day", "contact_id"),
+        Index("ix_contact_days_contact_user", "contact_id", "user_id"),
+    )
+
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    count: Mapped[int] = mapped_column(Integer)  # activity links; the row goes at 0
+
+
+class PipelineStage(Base):
+    """One stage of an organization's pipeline, in order, with its win probability."""
+
+    __tablename__ = "pipeline_stages"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))
+    probability: Mapped[Decimal] = mapped_column(Numeric(5, 4))  # 0..1
+    rotten_days: Mapped[int] = mapped_column(Integer, default=14)
+
+
+class ExchangeRate(Base):
+    """The value of one unit of `currency` in the organization's currency, from a date on."""
+
+    __tablename__ = "exchange_rates"
+    __table_args__ = (UniqueConstraint("org_id", "currency", "effective_from"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    currency: Mapped[str] = mapped_column(String(3))
+    rate: Mapped[Decimal] = mapped_column(Rate)
+    effective_from: Mapped[date] = mapped_column(Date)
+
+
+class Deal(Base):
+    """An opportunity. Amounts in its own currency; `*_base` in the org's currency at the
+    rate of its `closed_at` date (set while won or lost: the deal metrics sum them)."""
+
+    __tablename__ = "deals"
+    __table_args__ = (
+        UniqueConstraint("org_id", "external_id"),
+        Index("ix_deals_owner_created", "owner_id", "created_at"),
+        Index("ix_deals_owner_closed", "owner_id", "closed_at"),
+        Index("ix_deals_owner_open", "owner_id", "status", "expected_close_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    company_id: Mapped[int | None] = mapped_column(
+        ForeignKey("companies.id", ondelete="SET NULL"), index=True
+    )
+    value: Mapped[Decimal] = mapped_column(Money)
+    cost: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    value_base: Mapped[Decimal | None] = mapped_column(Money)
+    cost_base: Mapped[Decimal | None] = mapped_column(Money)
+    stage: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(8), default=DealStatus.open)
+    expected_close_date: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DealContact(Base):
+    __tablename__ = "deal_contacts"
+
+    deal_id: Mapped[int] = mapped_column(
+        ForeignKey("deals.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class DealChange(Base):
+    """Append-only history of a deal, one row per changed field. Kept after the deal is
+    deleted (no foreign key to it), so what a report said on a past date can be rebuilt."""
+
+    __tablename__ = "deal_changes"
+    __table_args__ = (Index("ix_deal_changes_deal", "deal_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    deal_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    field: Mapped[str] = mapped_column(String(32))
+    old: Mapped[Any] = mapped_column(JSON, nullable=True)
+    new: Mapped[Any] = mapped_column(JSON, nullable=True)
+    by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -1,0 +1,1 @@
+"""Deals: the opportunities the middle and output metrics read (semantics §8)."""
