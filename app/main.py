@@ -18,6 +18,7 @@ from app.connections.push_google import router as push_google_router
 from app.connections.push_microsoft import router as push_microsoft_router
 from app.connections.routes import router as connections_router
 from app.contacts.routes import router as contacts_router
+from app.deals.routes import router as deals_router
 from app.errors import AppError
 from app.quotas.routes import router as quotas_router
 from app.schemas import COMMON_ERRORS
@@ -98,6 +99,7 @@ def create_app() -> FastAPI:
         connections_router,
         activities_router,
         contacts_router,
+        deals_router,
         quotas_router,
         calls_router,
         push_microsoft_router,

@@ -247,7 +247,17 @@ class Observation(Base):
 
 class Company(Base):
     __tablename__ = "companies"
-    __table_args__ = (UniqueConstraint("org_id", "domain"),)
+    __table_args__ = (
+        UniqueConstraint("org_id", "domain"),
+        # GET /companies?q=: trigrams on PostgreSQL (migration 0007; app/contacts/queries.py)
+        Index(
+            "ix_companies_search",
+            "name",
+            "domain",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops", "domain": "gin_trgm_ops"},
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
@@ -258,7 +268,17 @@ class Company(Base):
 
 class Contact(Base):
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("org_id", "email"),)
+    __table_args__ = (
+        UniqueConstraint("org_id", "email"),
+        # GET /contacts?q=: trigrams on PostgreSQL (migration 0007; app/contacts/queries.py)
+        Index(
+            "ix_contacts_search",
+            "name",
+            "email",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops", "email": "gin_trgm_ops"},
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
@@ -280,6 +300,9 @@ class Activity(Base):
         # every read of activities names its users (what the caller may see), so the
         # (user, time) index serves them all; an (org, time) one only slowed ingest
         Index("ix_activities_user_time", "user_id", "occurred_at"),
+        # GET /activities?type=: a user's newest of one type without reading the others
+        # (calls are a few percent of a history); measured cost in docs/operations.md
+        Index("ix_activities_user_type_time", "user_id", "type", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -437,6 +460,8 @@ class Deal(Base):
         Index("ix_deals_owner_created", "owner_id", "created_at"),
         Index("ix_deals_owner_closed", "owner_id", "closed_at"),
         Index("ix_deals_owner_open", "owner_id", "status", "expected_close_date"),
+        # a deleted deal's id is never given again, so its kept history stays its own
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

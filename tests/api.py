@@ -80,6 +80,23 @@ class Org:
         self.users[email] = body
         return body
 
+    def deal(
+        self, owner_id: int, *, headers: dict[str, str] | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """POST /deals (as the admin unless `headers` says who): an open 1000 deal in the
+        first stage of the default pipeline unless `fields` says otherwise."""
+        body = {"name": "Deal", "owner_id": owner_id, "value": 1000, "stage": "Qualification"}
+        body.update(fields)
+        response = self.client.post("/api/v1/deals", json=body, headers=headers or self.as_admin())
+        assert response.status_code == 201, response.text
+        deal: dict[str, Any] = response.json()
+        return deal
+
+    def admin_id(self) -> int:
+        response = self.client.get("/api/v1/users/me", headers=self.as_admin())
+        assert response.status_code == 200, response.text
+        return int(response.json()["id"])
+
 
 def make_org(
     client: TestClient,

@@ -75,6 +75,17 @@ def test_the_document_lists_the_contract_routes() -> None:
         ("post", "/api/v1/quotas"),
         ("get", "/api/v1/quotas"),
         ("get", "/api/v1/quotas/attainment"),
+        ("post", "/api/v1/deals"),
+        ("get", "/api/v1/deals"),
+        ("get", "/api/v1/deals/{deal_id}"),
+        ("patch", "/api/v1/deals/{deal_id}"),
+        ("delete", "/api/v1/deals/{deal_id}"),
+        ("get", "/api/v1/deals/{deal_id}/history"),
+        ("get", "/api/v1/deals/{deal_id}/activities"),
+        ("get", "/api/v1/pipeline/stages"),
+        ("put", "/api/v1/pipeline/stages"),
+        ("get", "/api/v1/org/exchange-rates"),
+        ("put", "/api/v1/org/exchange-rates"),
     ]:
         assert route in found, route
 
@@ -132,7 +143,13 @@ def test_every_route_has_a_summary_typed_responses_and_its_errors() -> None:
 
 def test_routes_that_can_conflict_document_409() -> None:
     spec = document()
-    for method, path in (("post", "/api/v1/users"), ("post", "/api/v1/quotas")):
+    for method, path in (
+        ("post", "/api/v1/users"),
+        ("post", "/api/v1/quotas"),
+        ("post", "/api/v1/deals"),
+        ("patch", "/api/v1/deals/{deal_id}"),
+        ("put", "/api/v1/pipeline/stages"),
+    ):
         assert "409" in spec["paths"][path][method]["responses"], (method, path)
 
 
@@ -281,6 +298,13 @@ class Inputs:
                 ),
                 JUNK_JSON,
             )
+        if name in ("value", "cost", "probability"):
+            amounts = st.decimals(-1, 10**13, places=2, allow_nan=False)
+            return st.one_of(amounts.map(str), amounts.map(float), st.integers(-2, 10**14))
+        if name == "currency":
+            return st.one_of(st.sampled_from(["EUR", "USD", "usd", "XYZ"]), JUNK_TEXT)
+        if name in ("created_at", "closed_at"):
+            return st.one_of(moments(), JUNK_TEXT)
         if name.endswith("_id") or name.endswith("_ids"):
             one = self.ident()
             return one if name.endswith("_id") else st.lists(one, max_size=3)
@@ -373,7 +397,10 @@ def seed(client: TestClient) -> tuple[dict[str, str], list[int]]:
     )
     with session_scope() as session:
         extra = [*session.scalars(select(Contact.id)), *session.scalars(select(Company.id))]
-    ids = sorted({1, 2, 3, manager["id"], team["id"], ana["id"], quota.json()["id"], *extra})
+    deal = org.deal(ana["id"], contact_ids=extra[:1], external_id="crm-1")
+    ids = sorted(
+        {1, 2, 3, manager["id"], team["id"], ana["id"], quota.json()["id"], deal["id"], *extra}
+    )
     return org.as_admin(), ids
 
 
@@ -393,7 +420,7 @@ def test_random_input_never_makes_a_server_error(database: Database) -> None:
     targets = [
         (method, path, operation)
         for method, path, operation in operations(spec)
-        if method in ("get", "post", "patch")
+        if method in ("get", "post", "patch", "put")
     ]
     assert len(targets) >= 25
     wrong: dict[tuple[str, str, int], str] = {}

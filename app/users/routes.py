@@ -43,7 +43,11 @@ def read_org(session: SessionDep, caller: CurrentUser) -> schemas.OrgRead:
     return schemas.OrgRead.model_validate(session.get_one(Organization, caller.org_id))
 
 
-@router.patch("/org", summary="Change the organization's domains, time zone or calendar (admin)")
+@router.patch(
+    "/org",
+    summary="Change the organization's domains, time zone, calendar or currency (admin)",
+    responses=CONFLICT_ERROR,
+)
 def update_org(
     data: schemas.OrgUpdate, session: SessionDep, caller: CurrentUser
 ) -> schemas.OrgRead:

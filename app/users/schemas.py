@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
+from app.deals.schemas import Currency
 from app.models import Role
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -79,6 +80,7 @@ class OrgCreate(BaseModel):
         None, description="the first admin's address; default admin@ the first domain"
     )
     admin_name: Name = "Administrator"
+    currency: Currency = Field("EUR", description="ISO 4217: the currency it reports in")
 
 
 class OrgUpdate(BaseModel):
@@ -87,6 +89,9 @@ class OrgUpdate(BaseModel):
     timezone: TimeZone | None = None
     week_start: Weekday | None = None
     fiscal_year_start_month: int | None = Field(None, ge=1, le=12)
+    currency: Currency | None = Field(
+        None, description="only while the organization has no deals and no exchange rates"
+    )
 
 
 class OrgRead(BaseModel):
@@ -98,6 +103,7 @@ class OrgRead(BaseModel):
     timezone: str
     week_start: str
     fiscal_year_start_month: int
+    currency: str
 
 
 class OrgCreated(OrgRead):

@@ -115,7 +115,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], name=op.f('fk_deals_org_id_organizations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_deals_owner_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deals')),
-    sa.UniqueConstraint('org_id', 'external_id', name=op.f('uq_deals_org_id_external_id'))
+    sa.UniqueConstraint('org_id', 'external_id', name=op.f('uq_deals_org_id_external_id')),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('deals', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_deals_company_id'), ['company_id'], unique=False)

@@ -92,6 +92,7 @@ def test_creating_an_org_answers_the_documented_fields_and_a_working_admin_key(
         "timezone",
         "week_start",
         "fiscal_year_start_month",
+        "currency",
         "admin_api_key",
     }
     assert body["name"] == "Acme" and body["domains"] == ["acme.example"]

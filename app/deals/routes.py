@@ -1,0 +1,170 @@
+"""Routes for deals, the pipeline and exchange rates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from app.activities import schemas as activity_schemas
+from app.activities import service as activity_service
+from app.deals import history, pipeline, queries, rates, schemas, service
+from app.deps import CurrentUser, SessionDep
+from app.models import ActivityType, DealStatus
+from app.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params, read_id
+from app.schemas import CONFLICT_ERROR
+
+router = APIRouter(tags=["deals"])
+
+
+def _read_position(values: list[Any]) -> tuple[datetime, int]:
+    moment = datetime.fromisoformat(str(values[0]))
+    if moment.tzinfo is None:
+        raise ValueError("naive")
+    return moment.astimezone(UTC), int(values[1])
+
+
+@router.post(
+    "/deals",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a deal (a rep for themself, a manager for their teams, an admin for anyone)",
+    responses=CONFLICT_ERROR,
+)
+def create_deal(
+    data: schemas.DealCreate, session: SessionDep, caller: CurrentUser
+) -> schemas.DealRead:
+    return queries.read_deals(session, [service.create_for(session, caller, data)])[0]
+
+
+@router.get("/deals", summary="Deals the caller manages, oldest first")
+def list_deals(
+    session: SessionDep,
+    caller: CurrentUser,
+    paging: Annotated[PageParams, Depends(page_params)],
+    owner_id: Annotated[int | None, Query()] = None,
+    team_id: Annotated[int | None, Query()] = None,
+    status: Annotated[DealStatus | None, Query()] = None,
+    stage: Annotated[str | None, Query(max_length=100)] = None,
+    company_id: Annotated[int | None, Query()] = None,
+) -> Page[schemas.DealRead]:
+    criteria = queries.DealFilter(
+        owner_id=owner_id, team_id=team_id, status=status, stage=stage, company_id=company_id
+    )
+    after = decode_cursor(paging.cursor, read_id)
+    rows = queries.list_for(session, caller, criteria, after=after, limit=paging.limit + 1)
+    page = rows[: paging.limit]
+    more = len(rows) > paging.limit
+    return Page(
+        items=queries.read_deals(session, page),
+        next_cursor=encode_cursor([page[-1].id]) if more else None,
+    )
+
+
+@router.get("/deals/{deal_id}", summary="One deal")
+def read_deal(deal_id: int, session: SessionDep, caller: CurrentUser) -> schemas.DealRead:
+    return queries.read_deals(session, [service.visible_deal(session, caller, deal_id)])[0]
+
+
+@router.patch(
+    "/deals/{deal_id}",
+    summary="Change a deal: any field of the creation; status open, won or lost",
+    responses=CONFLICT_ERROR,
+)
+def update_deal(
+    deal_id: int, data: schemas.DealUpdate, session: SessionDep, caller: CurrentUser
+) -> schemas.DealRead:
+    return queries.read_deals(session, [service.update_for(session, caller, deal_id, data)])[0]
+
+
+@router.delete(
+    "/deals/{deal_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a deal (its history is kept)",
+    response_class=Response,
+)
+def delete_deal(deal_id: int, session: SessionDep, caller: CurrentUser) -> Response:
+    service.delete_for(session, caller, deal_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/deals/{deal_id}/history", summary="Every change of a deal, oldest first")
+def deal_history(
+    deal_id: int,
+    session: SessionDep,
+    caller: CurrentUser,
+    paging: Annotated[PageParams, Depends(page_params)],
+) -> Page[schemas.DealChangeRead]:
+    deal = service.visible_deal(session, caller, deal_id)
+    after = decode_cursor(paging.cursor, read_id)
+    rows = history.page(session, deal, after=after, limit=paging.limit + 1)
+    page = rows[: paging.limit]
+    more = len(rows) > paging.limit
+    return Page(
+        items=[history.read(c) for c in page],
+        next_cursor=encode_cursor([page[-1].id]) if more else None,
+    )
+
+
+@router.get(
+    "/deals/{deal_id}/activities",
+    summary="Captured activities with the deal's contacts (or its company's), newest first",
+)
+def deal_activities(
+    deal_id: int,
+    session: SessionDep,
+    caller: CurrentUser,
+    paging: Annotated[PageParams, Depends(page_params)],
+) -> Page[activity_schemas.ActivityRead]:
+    deal = service.visible_deal(session, caller, deal_id)
+    position = decode_cursor(paging.cursor, _read_position)
+    rows = queries.deal_activities(session, caller, deal, after=position, limit=paging.limit + 1)
+    page = rows[: paging.limit]
+    links = activity_service.links(session, [a.id for a in page])
+    items = [
+        activity_schemas.ActivityRead(
+            id=a.id,
+            type=ActivityType(a.type),
+            occurred_at=a.occurred_at,
+            user_id=a.user_id,
+            contact_ids=links[a.id][0],
+            company_ids=links[a.id][1],
+            source=activity_schemas.Source(provider=a.provider, connection_id=a.connection_id),
+            subject=a.subject,
+        )
+        for a in page
+    ]
+    more = len(rows) > paging.limit
+    cursor = encode_cursor([page[-1].occurred_at.isoformat(), page[-1].id]) if more else None
+    return Page(items=items, next_cursor=cursor)
+
+
+@router.get("/pipeline/stages", summary="The organization's pipeline stages, in order")
+def read_stages(session: SessionDep, caller: CurrentUser) -> schemas.PipelineRead:
+    return pipeline.read(pipeline.stages_of(session, caller.org_id))
+
+
+@router.put(
+    "/pipeline/stages",
+    summary="Replace the pipeline; open deals in a removed stage need a move (admin)",
+    responses=CONFLICT_ERROR,
+)
+def replace_stages(
+    data: schemas.PipelineUpdate, session: SessionDep, caller: CurrentUser
+) -> schemas.PipelineRead:
+    return pipeline.replace_for(session, caller, data)
+
+
+@router.get("/org/exchange-rates", summary="The organization's currency and exchange rates")
+def read_rates(session: SessionDep, caller: CurrentUser) -> schemas.RatesRead:
+    return rates.read(session, caller.org_id)
+
+
+@router.put(
+    "/org/exchange-rates",
+    summary="Replace the exchange rates; closed deals are converted again (admin)",
+)
+def replace_rates(
+    data: schemas.RatesUpdate, session: SessionDep, caller: CurrentUser
+) -> schemas.RatesRead:
+    return rates.replace_for(session, caller, data)

@@ -1,0 +1,224 @@
+"""Writing deals. The engine (create_deal, update_deal, delete_deal, find_by_external_id) takes
+no caller: the API wraps it with the access checks (the *_for functions), and the CSV import
+calls it directly. Engine errors are AppErrors (404, 409, 422) whose message names the cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app.access import visible_user, visible_user_ids
+from app.deals import history, pipeline, rates, schemas
+from app.deals.currency import load_rates
+from app.deals.rules import TRACKED, DealRuleError, State, diff, settle, snapshot
+from app.errors import Conflict, Forbidden, NotFound, Unprocessable
+from app.models import (
+    Company,
+    Contact,
+    Deal,
+    DealContact,
+    Organization,
+    Role,
+    User,
+    utcnow,
+)
+
+Change = tuple[str, Any, Any]  # (field, old, new) as the history keeps them
+
+# ---- the engine: no caller ----
+
+
+def find_by_external_id(session: Session, org_id: int, external_id: str) -> Deal | None:
+    return session.scalar(
+        select(Deal).where(Deal.org_id == org_id, Deal.external_id == external_id)
+    )
+
+
+def contact_ids_of(session: Session, deal_ids: Sequence[int]) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {i: [] for i in deal_ids}
+    rows = session.execute(
+        select(DealContact.deal_id, DealContact.contact_id)
+        .where(DealContact.deal_id.in_(deal_ids))
+        .order_by(DealContact.contact_id)
+    )
+    for deal_id, contact_id in rows:
+        found[deal_id].append(contact_id)
+    return found
+
+
+def state_of(session: Session, deal: Deal) -> State:
+    state: State = {name: getattr(deal, name) for name in TRACKED if name != "contact_ids"}
+    state["contact_ids"] = contact_ids_of(session, [deal.id])[deal.id]
+    return state
+
+
+def create_deal(
+    session: Session, org_id: int, data: schemas.DealCreate, *, by_user_id: int | None
+) -> Deal:
+    """A new deal of the organization, its creation kept in the history."""
+    org = session.get_one(Organization, org_id)
+    given = data.model_dump(exclude_none=True)
+    given.setdefault("currency", org.currency)
+    now = utcnow()
+    state = _settle(session, org_id, None, given, now)
+    _check_references(session, org_id, state, set(TRACKED))
+    _check_external_id(session, org_id, state.get("external_id"), None)
+    deal = Deal(org_id=org_id, updated_at=now)
+    _store(session, deal, state, set(TRACKED))
+    session.add(deal)
+    session.flush()
+    _set_contacts(session, deal, state["contact_ids"])
+    history.record(
+        session, deal, [(history.CREATED, None, snapshot(state))], by_user_id=by_user_id, at=now
+    )
+    session.flush()
+    return deal
+
+
+def update_deal(
+    session: Session, deal: Deal, data: schemas.DealUpdate, *, by_user_id: int | None
+) -> Deal:
+    """Apply the fields `data` sets; see apply_update for the changes themselves."""
+    apply_update(session, deal, data, by_user_id=by_user_id)
+    return deal
+
+
+def apply_update(
+    session: Session, deal: Deal, data: schemas.DealUpdate, *, by_user_id: int | None
+) -> list[Change]:
+    """The changes written (one history row each); [] when `data` changes nothing."""
+    current = state_of(session, deal)
+    now = utcnow()
+    state = _settle(session, deal.org_id, current, data.model_dump(exclude_unset=True), now)
+    changes = diff(current, state)
+    if not changes:
+        return []
+    changed = {field for field, _, _ in changes}
+    _check_references(session, deal.org_id, state, changed)
+    if "external_id" in changed:
+        _check_external_id(session, deal.org_id, state.get("external_id"), deal.id)
+    _store(session, deal, state, changed)
+    deal.updated_at = now
+    if "contact_ids" in changed:
+        _set_contacts(session, deal, state["contact_ids"])
+    history.record(session, deal, changes, by_user_id=by_user_id, at=now)
+    session.flush()
+    return changes
+
+
+def delete_deal(session: Session, deal: Deal, *, by_user_id: int | None) -> None:
+    """The deal goes; its history stays, ending with the state it had."""
+    history.record(
+        session,
+        deal,
+        [(history.DELETED, snapshot(state_of(session, deal)), None)],
+        by_user_id=by_user_id,
+    )
+    session.delete(deal)
+    session.flush()
+
+
+def _settle(
+    session: Session, org_id: int, current: State | None, given: dict[str, Any], now: datetime
+) -> State:
+    try:
+        return settle(current, given, now=now, stages=pipeline.probabilities(session, org_id))
+    except DealRuleError as error:
+        raise Unprocessable(str(error)) from error
+
+
+def _check_references(session: Session, org_id: int, state: State, changed: set[str]) -> None:
+    if "owner_id" in changed:
+        owner = session.get(User, state["owner_id"])
+        if owner is None or owner.org_id != org_id:
+            raise NotFound(f"user {state['owner_id']} not found")
+    company_id = state.get("company_id")
+    if "company_id" in changed and company_id is not None:
+        company = session.get(Company, company_id)
+        if company is None or company.org_id != org_id:
+            raise NotFound(f"company {company_id} not found")
+    wanted = set(state["contact_ids"])
+    if "contact_ids" in changed and wanted:
+        found = set(
+            session.scalars(
+                select(Contact.id).where(Contact.org_id == org_id, Contact.id.in_(wanted))
+            )
+        )
+        if wanted - found:
+            missing = ", ".join(str(i) for i in sorted(wanted - found)[:10])
+            raise NotFound(f"contacts not found: {missing}")
+
+
+def _check_external_id(
+    session: Session, org_id: int, external_id: str | None, deal_id: int | None
+) -> None:
+    if external_id is None:
+        return
+    other = find_by_external_id(session, org_id, external_id)
+    if other is not None and other.id != deal_id:
+        raise Conflict(f"external_id {external_id!r} already belongs to deal {other.id}")
+
+
+def _store(session: Session, deal: Deal, state: State, changed: set[str]) -> None:
+    for name in changed & set(TRACKED) - {"contact_ids"}:
+        setattr(deal, name, state[name])
+    tz = rates.org_zone(session, deal.org_id)
+    deal.value_base, deal.cost_base = rates.base_amounts(
+        load_rates(session, deal.org_id),
+        tz,
+        status=state["status"],
+        value=state["value"],
+        cost=state.get("cost"),
+        currency=state["currency"],
+        closed_at=state.get("closed_at"),
+        today=rates.local_day(utcnow(), tz),
+    )
+
+
+def _set_contacts(session: Session, deal: Deal, contact_ids: Sequence[int]) -> None:
+    session.execute(delete(DealContact).where(DealContact.deal_id == deal.id))
+    session.add_all(DealContact(deal_id=deal.id, contact_id=c) for c in contact_ids)
+
+
+# ---- the API's side: access checks around the engine ----
+
+
+def visible_deal(session: Session, caller: User, deal_id: int) -> Deal:
+    """The deal, if the caller manages its owner (themself, their teams, the org); else 404."""
+    deal = session.get(Deal, deal_id)
+    if (
+        deal is None
+        or deal.org_id != caller.org_id
+        or deal.owner_id not in visible_user_ids(session, caller)
+    ):
+        raise NotFound(f"deal {deal_id} not found")
+    return deal
+
+
+def _may_own(session: Session, caller: User, owner_id: int) -> None:
+    """A rep writes deals only for themself (403); a manager for their teams' members and
+    themself, an admin for anyone in the org (404 for a user they cannot see)."""
+    if caller.role == Role.rep and owner_id != caller.id:
+        raise Forbidden("a rep manages only their own deals")
+    visible_user(session, caller, owner_id)
+
+
+def create_for(session: Session, caller: User, data: schemas.DealCreate) -> Deal:
+    _may_own(session, caller, data.owner_id)
+    return create_deal(session, caller.org_id, data, by_user_id=caller.id)
+
+
+def update_for(session: Session, caller: User, deal_id: int, data: schemas.DealUpdate) -> Deal:
+    deal = visible_deal(session, caller, deal_id)
+    if data.owner_id is not None and data.owner_id != deal.owner_id:
+        _may_own(session, caller, data.owner_id)
+    return update_deal(session, deal, data, by_user_id=caller.id)
+
+
+def delete_for(session: Session, caller: User, deal_id: int) -> None:
+    delete_deal(session, visible_deal(session, caller, deal_id), by_user_id=caller.id)
