@@ -171,6 +171,7 @@ class _Context:
     owners: Owners
     stages: dict[str, str]  # key -> the pipeline's spelling
     mapping: Mapping
+    terms: service.OrgTerms  # loaded once: a first import of 3,512 rows read them 3,512 times
     seen: dict[str, int] = field(default_factory=dict)  # external id -> first line this run
 
 
@@ -240,6 +241,7 @@ def _prepare(
         owners=Owners.load(session, org.id),
         stages=stages,
         mapping=mapping,
+        terms=service.org_terms(session, org.id),
     )
 
 
@@ -286,14 +288,14 @@ def _import_row(
     # wrote its rows when tried).
     if deal is None:
         data = schemas.DealCreate(external_id=parsed.external_id, **fields)
-        service.create_deal(session, context.org_id, data, by_user_id=None)
+        service.create_deal(session, context.org_id, data, by_user_id=None, terms=context.terms)
         return "created"
     changed = _changes(deal, fields)
     if not changed:  # the common case of a second import: no query, no write
         return "unchanged"
     update = schemas.DealUpdate(**changed)
     try:
-        written = service.apply_update(session, deal, update, by_user_id=None)
+        written = service.apply_update(session, deal, update, by_user_id=None, terms=context.terms)
     except AppError:
         # the rate check comes after the fields are set on the deal: drop them unflushed
         session.expire(deal)

@@ -6,15 +6,18 @@ calls it directly. Engine errors are AppErrors (404, 409, 422) whose message nam
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.access import visible_user, visible_user_ids
 from app.deals import history, pipeline, rates, schemas
-from app.deals.currency import load_rates
+from app.deals.currency import RateBook, load_rates
 from app.deals.rules import TRACKED, DealRuleError, State, diff, settle, snapshot
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.models import (
@@ -31,6 +34,24 @@ from app.models import (
 Change = tuple[str, Any, Any]  # (field, old, new) as the history keeps them
 
 # ---- the engine: no caller ----
+
+
+@dataclass(frozen=True, slots=True)
+class OrgTerms:
+    """What every deal write of an organization reads: its stages' probabilities, its rates and
+    its zone. A bulk writer (the CSV import) loads them once per batch; a request per write."""
+
+    probabilities: dict[str, Decimal]
+    book: RateBook
+    tz: ZoneInfo
+
+
+def org_terms(session: Session, org_id: int) -> OrgTerms:
+    return OrgTerms(
+        pipeline.probabilities(session, org_id),
+        load_rates(session, org_id),
+        rates.org_zone(session, org_id),
+    )
 
 
 def find_by_external_id(session: Session, org_id: int, external_id: str) -> Deal | None:
@@ -58,21 +79,27 @@ def state_of(session: Session, deal: Deal) -> State:
 
 
 def create_deal(
-    session: Session, org_id: int, data: schemas.DealCreate, *, by_user_id: int | None
+    session: Session,
+    org_id: int,
+    data: schemas.DealCreate,
+    *,
+    by_user_id: int | None,
+    terms: OrgTerms | None = None,
 ) -> Deal:
     """A new deal of the organization, its creation kept in the history."""
     org = session.get_one(Organization, org_id)
+    terms = terms or org_terms(session, org_id)
     given = data.model_dump(exclude_none=True)
     given.setdefault("currency", org.currency)
     now = utcnow()
-    state = _settle(session, org_id, None, given, now)
+    state = _settle(terms, None, given, now)
     _check_references(session, org_id, state, set(TRACKED))
     _check_external_id(session, org_id, state.get("external_id"), None)
     deal = Deal(org_id=org_id, updated_at=now)
-    _store(session, deal, state, set(TRACKED))
+    _store(terms, deal, state, set(TRACKED))
     session.add(deal)
     session.flush()
-    _set_contacts(session, deal, state["contact_ids"])
+    session.add_all(DealContact(deal_id=deal.id, contact_id=c) for c in state["contact_ids"])
     history.record(
         session, deal, [(history.CREATED, None, snapshot(state))], by_user_id=by_user_id, at=now
     )
@@ -89,12 +116,18 @@ def update_deal(
 
 
 def apply_update(
-    session: Session, deal: Deal, data: schemas.DealUpdate, *, by_user_id: int | None
+    session: Session,
+    deal: Deal,
+    data: schemas.DealUpdate,
+    *,
+    by_user_id: int | None,
+    terms: OrgTerms | None = None,
 ) -> list[Change]:
     """The changes written (one history row each); [] when `data` changes nothing."""
+    terms = terms or org_terms(session, deal.org_id)
     current = state_of(session, deal)
     now = utcnow()
-    state = _settle(session, deal.org_id, current, data.model_dump(exclude_unset=True), now)
+    state = _settle(terms, current, data.model_dump(exclude_unset=True), now)
     changes = diff(current, state)
     if not changes:
         return []
@@ -102,7 +135,7 @@ def apply_update(
     _check_references(session, deal.org_id, state, changed)
     if "external_id" in changed:
         _check_external_id(session, deal.org_id, state.get("external_id"), deal.id)
-    _store(session, deal, state, changed)
+    _store(terms, deal, state, changed)
     deal.updated_at = now
     if "contact_ids" in changed:
         _set_contacts(session, deal, state["contact_ids"])
@@ -123,11 +156,9 @@ def delete_deal(session: Session, deal: Deal, *, by_user_id: int | None) -> None
     session.flush()
 
 
-def _settle(
-    session: Session, org_id: int, current: State | None, given: dict[str, Any], now: datetime
-) -> State:
+def _settle(terms: OrgTerms, current: State | None, given: dict[str, Any], now: datetime) -> State:
     try:
-        return settle(current, given, now=now, stages=pipeline.probabilities(session, org_id))
+        return settle(current, given, now=now, stages=terms.probabilities)
     except DealRuleError as error:
         raise Unprocessable(str(error)) from error
 
@@ -164,12 +195,12 @@ def _check_external_id(
         raise Conflict(f"external_id {external_id!r} already belongs to deal {other.id}")
 
 
-def _store(session: Session, deal: Deal, state: State, changed: set[str]) -> None:
+def _store(terms: OrgTerms, deal: Deal, state: State, changed: set[str]) -> None:
     for name in changed & set(TRACKED) - {"contact_ids"}:
         setattr(deal, name, state[name])
-    tz = rates.org_zone(session, deal.org_id)
+    tz = terms.tz
     deal.value_base, deal.cost_base = rates.base_amounts(
-        load_rates(session, deal.org_id),
+        terms.book,
         tz,
         status=state["status"],
         value=state["value"],
