@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.deps import CurrentUser, SessionDep
+from app.metrics.catalogue import Metric
 from app.pagination import Page, PageParams, page_params
-from app.quotas import schemas, service
+from app.quotas import attainment as attainments
+from app.quotas import planning, schemas, service
 from app.quotas.periods import PeriodUnit
-from app.quotas.rollup import Metric
 from app.schemas import CONFLICT_ERROR
 
 router = APIRouter(tags=["metrics and quotas"])
@@ -23,7 +25,8 @@ TeamId = Annotated[int | None, Query(description="a team, instead of a user")]
 @router.get(
     "/metrics",
     summary="One metric for a user or team, one row per period (zeros included)",
-    description="Metrics that need deals answer 400 until deals exist.",
+    description="Counts are integers, sums and means decimals; a ratio or mean with nothing "
+    "to divide by is null. Teams pool their current members (semantics §6, §8).",
 )
 def metric_series(
     session: SessionDep,
@@ -84,7 +87,60 @@ def attainment(
     user_id: UserId = None,
     team_id: TeamId = None,
 ) -> schemas.Attainment:
-    return service.attainment(session, caller, day=day, user_id=user_id, team_id=team_id)
+    return attainments.attainment(session, caller, day=day, user_id=user_id, team_id=team_id)
+
+
+DateParam = Annotated[
+    date | None, Query(alias="date", description="default: today in the org's time zone")
+]
+
+
+@router.get(
+    "/quotas/reconciliation",
+    summary="A team's target beside its members' targets and their suggested quotas",
+    description="members_target_sum, gap and suggested_sum only for counts and sums; a "
+    "suggestion is the mean of the member's last 4 complete periods (semantics §9).",
+)
+def reconciliation(
+    session: SessionDep,
+    caller: CurrentUser,
+    team_id: int,
+    metric: Metric,
+    period: PeriodUnit,
+    day: DateParam = None,
+) -> schemas.Reconciliation:
+    return planning.reconciliation(
+        session, caller, team_id=team_id, metric=metric, period=period, day=day
+    )
+
+
+@router.get(
+    "/quotas/plan",
+    summary="The activity a revenue target takes, from the subject's own funnel history",
+    description="Reads the last 4 complete periods of the unit before the date's period "
+    "(semantics §9); figures that are unknown or 0 there are listed in `missing`.",
+)
+def quota_plan(
+    session: SessionDep,
+    caller: CurrentUser,
+    target: Annotated[
+        Decimal,
+        Query(gt=0, lt=10**13, allow_inf_nan=False, description="the revenue target"),
+    ],
+    period: PeriodUnit,
+    day: DateParam = None,
+    user_id: UserId = None,
+    team_id: TeamId = None,
+) -> schemas.Plan:
+    return planning.plan(
+        session,
+        caller,
+        target=target,
+        period=period,
+        day=day,
+        user_id=user_id,
+        team_id=team_id,
+    )
 
 
 @router.get("/quotas/{quota_id}", summary="One quota")

@@ -1,16 +1,34 @@
-"""Metric series, quotas and attainment as the API reads and writes them."""
+"""Metric series, quotas, attainment, reconciliation and the plan as the API reads and writes them.
+
+Figures are Decimal inside and JSON numbers at the edge (integral ones as integers).
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Self
+from decimal import Decimal
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
+from app.metrics.catalogue import Metric
 from app.quotas.periods import PeriodUnit
-from app.quotas.rollup import Metric
 
 _PERIOD_END = "the last day included in the period"
+TARGET_LIMIT = Decimal(10**13)
+_TARGET_STEP = Decimal("0.0001")  # quotas.target is Numeric(20, 4)
+
+
+def json_number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+Number = Annotated[Decimal, PlainSerializer(json_number, return_type=float, when_used="json")]
+Target = Annotated[
+    Decimal,
+    Field(gt=0, lt=TARGET_LIMIT, allow_inf_nan=False),
+    AfterValidator(lambda value: value.quantize(_TARGET_STEP)),
+]
 
 
 class UserSubject(BaseModel):
@@ -27,7 +45,9 @@ Subject = UserSubject | TeamSubject
 class SeriesPoint(BaseModel):
     period_start: date = Field(description="the first day of the period")
     period_end: date = Field(description=_PERIOD_END)
-    value: int | float | None = Field(description="null for a ratio with nothing to divide by")
+    value: int | Number | None = Field(
+        description="counts are integers; null for a ratio or mean with nothing to divide by"
+    )
 
 
 class MetricSeries(BaseModel):
@@ -45,7 +65,7 @@ def _one_subject(user_id: int | None, team_id: int | None) -> None:
 class QuotaCreate(BaseModel):
     metric: Metric
     period: PeriodUnit
-    target: float = Field(gt=0, allow_inf_nan=False)
+    target: Target
     user_id: int | None = None
     team_id: int | None = None
     effective_from: date
@@ -62,7 +82,7 @@ class QuotaCreate(BaseModel):
 
 
 class QuotaUpdate(BaseModel):
-    target: float | None = Field(None, gt=0, allow_inf_nan=False)
+    target: Target | None = None
     effective_from: date | None = None
     effective_to: date | None = Field(None, description="null: no end")
 
@@ -81,7 +101,7 @@ class QuotaRead(BaseModel):
     id: int
     metric: Metric
     period: PeriodUnit
-    target: float
+    target: Number
     user_id: int | None
     team_id: int | None
     effective_from: date
@@ -95,19 +115,92 @@ class AttainmentItem(BaseModel):
     period: PeriodUnit
     period_start: date = Field(description="the first day of the period containing the date")
     period_end: date = Field(description=_PERIOD_END)
-    target: float
-    actual: int | float | None = Field(description="from the period's start to the as-of time")
-    attainment: float | None = Field(description="actual / target (target / actual if lower wins)")
-    pace: float | None = Field(description="actual / (target x elapsed share); 1.0 is on track")
-    forecast: float | None = Field(description="run rate: actual / elapsed share")
-    elapsed_share: float = Field(description="share of the period before the as-of time, 0..1")
-    members_target_sum: float | None = Field(
-        None, description="team quotas: the sum of the members' quotas for this metric and period"
+    target: Number
+    actual: int | Number | None = Field(description="from the period's start to the as-of time")
+    attainment: Number | None = Field(
+        description="actual / target (target / actual for sales_cycle_days)"
     )
-    gap: float | None = Field(None, description="team quotas: target - members_target_sum")
+    pace: Number | None = Field(description="actual / (target x elapsed share); 1.0 is on track")
+    forecast: Number | None = Field(description="run rate: actual / elapsed share")
+    elapsed_share: Number = Field(description="share of the period before the as-of time, 0..1")
+    members_target_sum: Number | None = Field(
+        None,
+        description="team quotas of counts and sums: the members' quotas for this metric and "
+        "period (null for ratios, means and contacts_engaged, which do not add up)",
+    )
+    gap: Number | None = Field(None, description="team quotas: target - members_target_sum")
+    forecast_pipeline: Number | None = Field(
+        None,
+        description="revenue, deals_won, gross_margin: won so far + open deals expected in the "
+        "period x their stage's probability",
+    )
+    open_without_close_date: int | None = Field(
+        None, description="revenue, deals_won, gross_margin: open deals with no expected close date"
+    )
+    coverage: Number | None = Field(
+        None,
+        description="revenue: open pipeline expected in the period (unweighted) / what is still "
+        "missing to the target; null when nothing is missing",
+    )
 
 
 class Attainment(BaseModel):
     date: date
     as_of: datetime = Field(description="actuals count up to this instant: min(now, end of date)")
     items: list[AttainmentItem]
+
+
+class MemberTarget(BaseModel):
+    user_id: int
+    target: Number | None = Field(description="the member's quota in force; null: none")
+    suggested: int | Number | None = Field(
+        description="from the member's last 4 complete periods (semantics §9); null: no history"
+    )
+
+
+class Reconciliation(BaseModel):
+    team_id: int
+    metric: Metric
+    period: PeriodUnit
+    period_start: date
+    period_end: date = Field(description=_PERIOD_END)
+    team_target: Number | None = Field(description="the team's quota in force; null: none")
+    members_target_sum: Number | None = Field(
+        description="counts and sums only: the members' targets added (null for ratios, means "
+        "and contacts_engaged)"
+    )
+    gap: Number | None = Field(description="team_target - members_target_sum")
+    suggested_sum: Number | None = Field(
+        description="counts and sums only: the members' suggestions added (those that exist)"
+    )
+    members: list[MemberTarget]
+
+
+class PlanBasis(BaseModel):
+    avg_deal_value: Number | None
+    win_rate: Number | None
+    window_start: date = Field(description="first day of the 4 complete periods read")
+    window_end: date = Field(description="last day of the 4 complete periods read")
+
+
+class PlanNeeded(BaseModel):
+    deals_won: int | None
+    opportunities_created: int | None
+    emails_sent: int | None
+    meetings_scheduled: int | None
+    meetings_held: int | None
+    calls: int | None
+    chat_conversations: int | None
+    contacts_engaged: int | None
+
+
+class Plan(BaseModel):
+    period_start: date
+    period_end: date = Field(description=_PERIOD_END)
+    target: Number
+    basis: PlanBasis
+    needed: PlanNeeded
+    missing: list[str] = Field(
+        description="figures unknown or 0 in the window (avg_deal_value, win_rate, "
+        "opportunities_created), so the needs that depend on them are null"
+    )

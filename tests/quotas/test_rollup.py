@@ -1,135 +1,97 @@
-"""Bucketing timestamps into periods, and the attainment, pace and forecast figures."""
+"""The pure quota figures: elapsed share, attainment, pace, run-rate forecast and coverage."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
-from app.quotas.rollup import (
-    METRICS,
-    Bounds,
-    Metric,
-    attainment,
-    bucket_counts,
-    bucket_distinct,
-    elapsed_share,
-    pace,
-    run_rate_forecast,
-)
+from app.quotas.rollup import attainment, coverage, elapsed_share, pace, run_rate_forecast
 
 
 def at(day: int, hour: int = 0, minute: int = 0) -> datetime:
     return datetime(2024, 5, day, hour, minute, tzinfo=UTC)
 
 
-DAYS: list[Bounds] = [(at(1), at(2)), (at(2), at(3)), (at(3), at(4))]
-GAPPED: list[Bounds] = [(at(1), at(2)), (at(5), at(6))]
-
-
-@pytest.mark.parametrize(
-    ("bounds", "moments", "expected"),
-    [
-        (DAYS, [], [0, 0, 0]),
-        (DAYS, [at(1), at(1, 23, 59), at(2)], [2, 1, 0]),
-        (DAYS, [at(3, 12), at(4)], [0, 0, 1]),  # an end is exclusive
-        (DAYS, [datetime(2024, 4, 30, 23, 59, tzinfo=UTC)], [0, 0, 0]),  # before the first
-        (GAPPED, [at(3), at(5), at(6)], [0, 1]),  # between buckets, and past the last
-        ([], [at(1)], []),
-    ],
-)
-def test_bucket_counts(bounds: list[Bounds], moments: list[datetime], expected: list[int]) -> None:
-    assert bucket_counts(bounds, moments) == expected
-
-
-@pytest.mark.parametrize(
-    ("pairs", "expected"),
-    [
-        ([], [0, 0, 0]),
-        ([(at(1, 9), 7), (at(1, 10), 7), (at(1, 11), 8)], [2, 0, 0]),
-        ([(at(1, 9), 7), (at(2, 9), 7), (at(3, 9), 7)], [1, 1, 1]),  # distinct per bucket
-        ([(at(4), 7), (at(2), 9)], [0, 1, 0]),
-    ],
-)
-def test_bucket_distinct(pairs: list[tuple[datetime, int]], expected: list[int]) -> None:
-    assert bucket_distinct(DAYS, pairs) == expected
+def d(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
 
 
 @pytest.mark.parametrize(
     ("as_of", "expected"),
     [
-        (at(1), 0.0),
-        (datetime(2024, 4, 1, tzinfo=UTC), 0.0),
-        (at(3), 0.5),
-        (at(1, 12), 0.125),
-        (at(5), 1.0),
-        (at(9), 1.0),
+        (at(1), "0"),
+        (datetime(2024, 4, 1, tzinfo=UTC), "0"),
+        (at(3), "0.5"),
+        (at(1, 12), "0.125"),
+        (at(5), "1"),
+        (at(9), "1"),
     ],
 )
-def test_elapsed_share(as_of: datetime, expected: float) -> None:
-    assert elapsed_share((at(1), at(5)), as_of) == expected
+def test_elapsed_share(as_of: datetime, expected: str) -> None:
+    assert elapsed_share((at(1), at(5)), as_of) == Decimal(expected)
 
 
 @pytest.mark.parametrize(
     ("actual", "target", "lower_is_better", "expected"),
     [
-        (50, 100, False, 0.5),
-        (0, 100, False, 0.0),
-        (150, 100, False, 1.5),
-        (10, 0, False, None),
-        (None, 100, False, None),
-        (20, 10, True, 0.5),  # sales cycle: 20 days against a 10-day target
-        (5, 10, True, 2.0),
-        (0, 10, True, None),
-        (None, 10, True, None),
+        (50, "100", False, "0.5"),
+        (0, "100", False, "0"),
+        (150, "100", False, "1.5"),
+        (Decimal("12.5"), "50", False, "0.25"),
+        (None, "100", False, None),
+        (Decimal(20), "10", True, "0.5"),  # sales cycle: 20 days against a 10-day target
+        (Decimal(5), "10", True, "2"),
+        (Decimal(0), "10", True, None),  # a cycle of 0 days divides nothing
+        (None, "10", True, None),
     ],
 )
 def test_attainment(
-    actual: float | None, target: float, lower_is_better: bool, expected: float | None
+    actual: Decimal | int | None, target: str, lower_is_better: bool, expected: str | None
 ) -> None:
-    assert attainment(actual, target, lower_is_better=lower_is_better) == expected
+    figure = attainment(actual, Decimal(target), lower_is_better=lower_is_better)
+    assert figure == d(expected)
 
 
 @pytest.mark.parametrize(
     ("actual", "target", "elapsed", "expected"),
     [
-        (50, 100, 0.5, 1.0),
-        (25, 100, 0.5, 0.5),
-        (30, 40, 0.25, 3.0),
-        (10, 100, 0.0, None),
-        (10, 0, 0.5, None),
-        (None, 100, 0.5, None),
-        (80, 100, 1.0, 0.8),
+        (50, "100", "0.5", "1"),
+        (25, "100", "0.5", "0.5"),
+        (30, "40", "0.25", "3"),
+        (10, "100", "0", None),
+        (None, "100", "0.5", None),
+        (80, "100", "1", "0.8"),
     ],
 )
-def test_pace(actual: float | None, target: float, elapsed: float, expected: float | None) -> None:
-    assert pace(actual, target, elapsed) == expected
+def test_pace(actual: int | None, target: str, elapsed: str, expected: str | None) -> None:
+    assert pace(actual, Decimal(target), Decimal(elapsed)) == d(expected)
 
 
 @pytest.mark.parametrize(
     ("actual", "elapsed", "expected"),
     [
-        (30, 0.25, 120.0),
-        (30, 1.0, 30.0),
-        (0, 0.5, 0.0),
-        (30, 0.0, None),
-        (None, 0.5, None),
+        (30, "0.25", "120"),
+        (30, "1", "30"),
+        (0, "0.5", "0"),
+        (30, "0", None),
+        (None, "0.5", None),
     ],
 )
-def test_run_rate_forecast(actual: float | None, elapsed: float, expected: float | None) -> None:
-    assert run_rate_forecast(actual, elapsed) == expected
+def test_run_rate_forecast(actual: int | None, elapsed: str, expected: str | None) -> None:
+    assert run_rate_forecast(actual, Decimal(elapsed)) == d(expected)
 
 
-def test_every_metric_is_described() -> None:
-    assert set(METRICS) == set(Metric)
-    available = {m for m, d in METRICS.items() if not d.needs_deals}
-    assert available == {
-        "emails_sent",
-        "emails_received",
-        "meetings_scheduled",
-        "meetings_held",
-        "calls",
-        "contacts_engaged",
-    }
-    counted = {d.activity_type for d in METRICS.values() if d.activity_type}
-    assert len(counted) == 5
+@pytest.mark.parametrize(
+    ("open_expected", "target", "actual", "expected"),
+    [
+        ("300", "100", "0", "3"),
+        ("300", "100", "40", "5"),
+        ("0", "100", "40", "0"),
+        ("300", "100", "100", None),  # nothing missing
+        ("300", "100", "120", None),
+    ],
+)
+def test_coverage(open_expected: str, target: str, actual: str, expected: str | None) -> None:
+    assert coverage(Decimal(open_expected), Decimal(target), Decimal(actual)) == d(expected)

@@ -1,0 +1,1 @@
+"""The metric engine: one catalogue of metrics, one caller-free function that measures them."""
