@@ -1,17 +1,31 @@
 """Every periodic job, listed in one place, run by APScheduler (in-memory, per process).
 
-Running it in several processes is safe: the only job claims leased rows, so each connection
-is synced by one worker at a time however many processes tick.
+Running it in several processes is safe: the sync job claims leased rows, so each connection
+is synced by one worker at a time however many processes tick; the statistics job analyzes
+only what changed, under an advisory lock on PostgreSQL (app/statistics.py).
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from app import statistics
 from app.config import settings
+from app.db import session_scope
 from app.sync.worker import SyncWorker
+
+# how often planner statistics are checked (a check that finds nothing stale costs ~2 ms; an
+# ANALYZE of every table at 10M activities 1.8 s on PostgreSQL, 1.4 s per 1M on SQLite)
+STATISTICS_SECONDS = 600
+
+
+def refresh_statistics() -> None:
+    with session_scope() as session:
+        statistics.refresh(session)
 
 
 def configure(scheduler: BaseScheduler, worker: SyncWorker) -> BaseScheduler:
@@ -23,6 +37,16 @@ def configure(scheduler: BaseScheduler, worker: SyncWorker) -> BaseScheduler:
         max_instances=1,
         coalesce=True,
         misfire_grace_time=30,
+    )
+    scheduler.add_job(
+        refresh_statistics,
+        "interval",
+        seconds=STATISTICS_SECONDS,
+        id="statistics",
+        max_instances=1,
+        coalesce=True,
+        # a fresh database (just migrated, or just imported) gets statistics in its first minute
+        next_run_time=datetime.now(UTC) + timedelta(seconds=60),
     )
     return scheduler
 

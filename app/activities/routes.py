@@ -19,14 +19,32 @@ router = APIRouter(tags=["activities"])
 _BOUND = "an ISO datetime with offset, or a date (YYYY-MM-DD) in the organization's zone"
 
 
-def _read_position(values: list[Any]) -> tuple[datetime, int]:
-    moment = datetime.fromisoformat(str(values[0]))
+# a cursor's id beyond what an id column holds is not a position (and would not bind)
+_LARGEST_ID = 2**63 - 1
+
+
+def _read_position(values: list[Any]) -> service.Position:
+    """A cursor is `[occurred_at (ISO, with offset), id]` of the last row of a page."""
+    if len(values) != 2 or not isinstance(values[0], str) or isinstance(values[1], bool):
+        raise ValueError("not a position")
+    moment = datetime.fromisoformat(values[0])
     if moment.tzinfo is None:
         raise ValueError("naive")
-    return moment.astimezone(UTC), int(values[1])
+    last_id = values[1]
+    if not isinstance(last_id, int) or not 0 <= last_id <= _LARGEST_ID:
+        raise ValueError("not an id")
+    return moment.astimezone(UTC), last_id
 
 
-@router.get("/activities", summary="Activities the caller can see, newest first")
+@router.get(
+    "/activities",
+    summary="Activities the caller can see, newest first",
+    description=(
+        "Newest first by (occurred_at, id), in keyset pages: `next_cursor` resumes after the "
+        "last row shown, so rows added meanwhile never shift a page. A malformed cursor is "
+        "a 400."
+    ),
+)
 def list_activities(
     session: SessionDep,
     caller: CurrentUser,

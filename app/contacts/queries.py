@@ -6,32 +6,68 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.access import visible_user_ids
+from app.db import one_of
 from app.errors import NotFound
-from app.models import Activity, ActivityContact, Company, Contact, Role, User
+from app.models import Activity, ActivityContact, Company, Contact, ContactDay, Role, User
 
 
-def visible_contacts(session: Session, caller: User) -> Select[int]:
-    """Ids of contacts the caller may see: for a rep, those reached through their own activities."""
-    if caller.role == Role.admin:
-        return select(Contact.id).where(Contact.org_id == caller.org_id)
-    users = visible_user_ids(session, caller)
-    return (
-        select(ActivityContact.contact_id)
-        .join(Activity, Activity.id == ActivityContact.activity_id)
-        .where(Activity.user_id.in_(users), Activity.org_id == caller.org_id)
-    )
+def visible(session: Session, caller: User) -> list[ColumnElement[bool]]:
+    """Conditions on `Contact` for the contacts the caller may see: the organization's for an
+    admin; for a rep or a manager, those linked to an activity of a user they see.
+
+    The link is read from `contact_days` (one row per user, local day and contact while links
+    exist, kept with the activities), probed by its (contact_id, user_id) index: a contact's
+    visibility costs one index look-up instead of a walk through its whole history (a rep's
+    search made 279,000 activity look-ups at 10M activities)."""
+    found = [Contact.org_id == caller.org_id]
+    if caller.role != Role.admin:
+        users = visible_user_ids(session, caller)
+        found.append(
+            exists()
+            .where(ContactDay.contact_id == Contact.id, one_of(session, ContactDay.user_id, users))
+            .correlate(Contact)
+        )
+    return found
 
 
 def _matches(text: str, name: Any, lowered: Any) -> ColumnElement[bool]:
     """`text` anywhere in the name (any case) or in an already lower-cased column, literally:
-    LIKE wildcards in `text` match themselves."""
+    LIKE wildcards in `text` match themselves.
+
+    The name is matched with ILIKE, which PostgreSQL evaluates as `lower(name) LIKE
+    lower(pattern)` (the pattern is lower-cased already) and serves from the trigram index on
+    the plain column (migration 0007); SQLAlchemy writes it as exactly that on SQLite."""
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = f"%{escaped}%"
-    return or_(func.lower(name).like(pattern, escape="\\"), lowered.like(pattern, escape="\\"))
+    return or_(name.ilike(pattern, escape="\\"), lowered.like(pattern, escape="\\"))
+
+
+# a search's matches checked one by one for visibility at most (a few ms of index probes);
+# past that the matches are common enough that walking contacts in id order finds a page sooner
+_MATCHES_FIRST = 2000
+
+
+def _matched_first(session: Session, caller: User, q: str, after: int | None) -> list[int] | None:
+    """On PostgreSQL, the ids of a search's matches (found through the trigram index), or None
+    where walking contacts in id order is better: texts shorter than three characters (no
+    trigrams) and matches too many to check one by one. Left to itself the planner walked
+    contacts in id order hoping matches, visible ones for a rep, come early (a rep's `abc` at
+    10M activities: 37-47 ms through 80,000 contacts for no row; an admin's 16 ms through
+    33,718 for a page; 1-7 ms this way). Asking for up to 2,001 matches makes the planner
+    read the index instead."""
+    if len(q) < 3 or session.get_bind().dialect.name != "postgresql":
+        return None
+    query = select(Contact.id).where(
+        Contact.org_id == caller.org_id, _matches(q, Contact.name, Contact.email)
+    )
+    if after is not None:
+        query = query.where(Contact.id > after)
+    found = list(session.scalars(query.order_by(Contact.id).limit(_MATCHES_FIRST + 1)))
+    return found if len(found) <= _MATCHES_FIRST else None
 
 
 def list_contacts(
@@ -44,15 +80,19 @@ def list_contacts(
     after: int | None,
     limit: int,
 ) -> Sequence[Contact]:
-    query = select(Contact).where(Contact.id.in_(visible_contacts(session, caller)))
+    query = select(Contact)
     if email is not None:
         query = query.where(Contact.email == email.strip().lower())
     if company_id is not None:
         query = query.where(Contact.company_id == company_id)
-    if q:
+    matched = _matched_first(session, caller, q, after) if q else None
+    if matched is not None:
+        query = query.where(one_of(session, Contact.id, matched))
+    elif q:
         query = query.where(_matches(q, Contact.name, Contact.email))
     if after is not None:
         query = query.where(Contact.id > after)
+    query = query.where(*visible(session, caller))
     return session.scalars(query.order_by(Contact.id).limit(limit)).all()
 
 
@@ -97,9 +137,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def get_contact(session: Session, caller: User, contact_id: int) -> Contact:
     contact = session.scalar(
-        select(Contact).where(
-            Contact.id == contact_id, Contact.id.in_(visible_contacts(session, caller))
-        )
+        select(Contact).where(Contact.id == contact_id, *visible(session, caller))
     )
     if contact is None:
         raise NotFound(f"contact {contact_id} not found")
@@ -117,13 +155,14 @@ def list_companies(
     company_id: int | None = None,
 ) -> list[tuple[Company, int, datetime | None]]:
     """Companies with at least one visible contact, with the visible contacts' count and
-    latest interaction."""
-    visible = visible_contacts(session, caller)
-    query = (
-        select(Company, func.count(Contact.id))
-        .join(Contact, Contact.company_id == Company.id)
-        .where(Company.org_id == caller.org_id, Contact.id.in_(visible))
-        .group_by(Company.id)
+    latest interaction.
+
+    The page is chosen first (companies in id order that have a visible contact: one probe
+    each, stopping at `limit`), then its counts, so a page never groups the whole org."""
+    seen = visible(session, caller)
+    query = select(Company).where(
+        Company.org_id == caller.org_id,
+        exists().where(Contact.company_id == Company.id, *seen).correlate(Company),
     )
     if company_id is not None:
         query = query.where(Company.id == company_id)
@@ -133,9 +172,19 @@ def list_companies(
         query = query.where(_matches(q, Company.name, Company.domain))
     if after is not None:
         query = query.where(Company.id > after)
-    rows = session.execute(query.order_by(Company.id).limit(limit)).all()
-    latest = company_latest(session, [company.id for company, _count in rows])
-    return [(company, count, latest.get(company.id)) for company, count in rows]
+    companies = session.scalars(query.order_by(Company.id).limit(limit)).all()
+    if not companies:
+        return []
+    ids = [company.id for company in companies]
+    counts = dict(
+        session.execute(
+            select(Contact.company_id, func.count())
+            .where(one_of(session, Contact.company_id, ids), *seen)
+            .group_by(Contact.company_id)
+        ).all()
+    )
+    latest = company_latest(session, ids)
+    return [(c, counts.get(c.id, 0), latest.get(c.id)) for c in companies]
 
 
 def update_contact(
