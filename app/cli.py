@@ -5,18 +5,26 @@ from __future__ import annotations
 import signal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TimeRemainingColumn,
+)
 
 from app.config import settings
 from app.runtime import settle_heap
 
 cli = typer.Typer(no_args_is_help=True, help="Tally: automatic sales-activity capture.")
-import_cli = typer.Typer(no_args_is_help=True, help="Import mailbox files for a user.")
+import_cli = typer.Typer(no_args_is_help=True, help="Import mail, calendars or deals.")
 cli.add_typer(import_cli, name="import")
+rollups_cli = typer.Typer(no_args_is_help=True, help="The stored activity rollups.")
+cli.add_typer(rollups_cli, name="rollups")
 console = Console(stderr=True)
 
 Host = Annotated[str, typer.Option(help="address to listen on")]
@@ -123,6 +131,15 @@ class Kind(StrEnum):
     ics = "ics"
 
 
+def _columns() -> tuple[ProgressColumn, ...]:
+    return (
+        *Progress.get_default_columns()[:1],
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+
+
 def _import(kind: Kind, user: str, paths: list[Path], org: int | None) -> None:
     from app.errors import AppError
     from app.sync.imports import prepare, run_import
@@ -133,13 +150,7 @@ def _import(kind: Kind, user: str, paths: list[Path], org: int | None) -> None:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     settle_heap()
-    columns = (
-        *Progress.get_default_columns()[:1],
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
+    with Progress(*_columns(), console=console, transient=False) as bar:
         total = len(connector.files()) if kind == Kind.ics else connector.count()  # type: ignore[union-attr]
         task = bar.add_task(f"importing {kind.value}", total=total)
         totals = run_import(connection_id, connector, progress=lambda n: bar.advance(task, n))
@@ -178,6 +189,75 @@ def import_ics(user: User, paths: Paths, org: Org = None) -> None:
     _import(Kind.ics, user, paths, org)
 
 
+def _column(field: str, what: str) -> Any:
+    return typer.Option(f"--{field.replace('_', '-')}-column", help=f"column of the {what}")
+
+
+@import_cli.command("deals")
+def import_deals(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a CSV export")],
+    org: Annotated[int | None, typer.Option(help="organization id (needed if several)")] = None,
+    mapping: Annotated[Path | None, typer.Option(exists=True, help="TOML or JSON file")] = None,
+    id_column: Annotated[str | None, _column("id", "opportunity id (external_id)")] = None,
+    owner_column: Annotated[str | None, _column("owner", "owner: e-mail or name")] = None,
+    name_column: Annotated[str | None, _column("name", "deal's name")] = None,
+    value_column: Annotated[str | None, _column("value", "value")] = None,
+    cost_column: Annotated[str | None, _column("cost", "cost")] = None,
+    stage_column: Annotated[str | None, _column("stage", "stage or status")] = None,
+    created_column: Annotated[str | None, _column("created", "creation date")] = None,
+    closed_column: Annotated[str | None, _column("closed", "close date")] = None,
+    expected_close_column: Annotated[
+        str | None, _column("expected_close", "expected close date")
+    ] = None,
+    currency_column: Annotated[str | None, _column("currency", "currency code")] = None,
+    product_column: Annotated[str | None, _column("product", "product (price list)")] = None,
+    currency: Annotated[str | None, typer.Option(help="every row's (default: org's)")] = None,
+    stage: Annotated[
+        list[str] | None, typer.Option(help="SOURCE=won|lost|open|PIPELINE STAGE, repeatable")
+    ] = None,
+    date_format: Annotated[str | None, typer.Option(help="strptime format (default ISO)")] = None,
+    delimiter: Annotated[str | None, typer.Option(help="cell separator (default ,)")] = None,
+    create_stages: Annotated[bool, typer.Option(help="add mapped stages to the pipeline")] = False,
+    dry_run: Annotated[bool, typer.Option(help="check every row, write nothing")] = False,
+) -> None:
+    """Import deals from another CRM or a spreadsheet (docs/import.md); twice changes nothing."""
+    import csv
+
+    from rich.markup import escape
+
+    from app.deals.imports import count_rows, import_deals, summary
+    from app.deals.mapping import MappingError, resolve
+
+    options = {k: v for k, v in locals().items() if k.endswith("_column")}
+    try:
+        plan = resolve(
+            mapping,
+            file.parent,
+            stage_map=stage,
+            currency=currency and currency.upper(),
+            date_format=date_format,
+            delimiter=delimiter,
+            **options,
+        )
+        with Progress(*_columns(), console=console) as bar:
+            task = bar.add_task("importing deals", total=count_rows(file, plan.delimiter))
+            report = import_deals(
+                file,
+                plan,
+                org_id=org,
+                dry_run=dry_run,
+                create_stages=create_stages,
+                progress=lambda n: bar.advance(task, n),
+            )
+    except (MappingError, UnicodeDecodeError, csv.Error) as error:  # the file is read first
+        console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+    for line in summary(report, dry_run=dry_run):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    if report.refused:
+        raise typer.Exit(1)
+
+
 @cli.command("rotate-keys")
 def rotate_keys() -> None:
     """Re-encrypt every stored credential with the newest key in TALLY_SECRET_KEYS."""
@@ -194,6 +274,37 @@ def rotate_keys() -> None:
             connection.secret = rotate_secret(connection.secret)
             count += 1
     console.print(f"re-encrypted {count} connection secrets with the newest key")
+
+
+@rollups_cli.command("rebuild")
+def rollups_rebuild(
+    org: Annotated[int | None, typer.Option(help="only this organization")] = None,
+) -> None:
+    """Recount activity_days and contact_days from the activities, one organization per
+    transaction (after restoring some tables from a backup, say)."""
+    from sqlalchemy import select
+
+    from app.activities import store
+    from app.db import session_scope
+    from app.models import Organization
+
+    with session_scope() as session:
+        query = select(Organization.id).order_by(Organization.id)
+        orgs = list(session.scalars(query if org is None else query.where(Organization.id == org)))
+    if org is not None and not orgs:
+        console.print(f"[red]error:[/red] no organization {org}")
+        raise typer.Exit(2)
+    days = contacts = 0
+    with Progress(*_columns(), console=console, transient=False) as bar:
+        task = bar.add_task("rebuilding rollups", total=len(orgs))
+        for org_id in orgs:
+            with session_scope() as session:
+                rebuilt = store.rebuild(session, org_id)
+            days, contacts = days + rebuilt.activity_days, contacts + rebuilt.contact_days
+            bar.advance(task)
+    console.print(
+        f"{len(orgs)} organizations: {days} activity_days rows, {contacts} contact_days rows"
+    )
 
 
 def main() -> None:

@@ -147,3 +147,74 @@ def test_the_import_reader_resolves_every_form() -> None:
         "connectors.files",
         "app.db",
     } <= found
+
+
+# Rows whose every write must pass through app/activities/store.py, so that the stored
+# rollups (and whatever later listens for changes) never miss one.
+ACTIVITY_ROWS = ("Activity", "ActivityContact", "ActivityDay", "ContactDay")
+ACTIVITY_TABLES = ("activities", "activity_contacts", "activity_days", "contact_days")
+WRITES = {"insert", "delete", "update", "insert_ignore", "bulk_insert_mappings"}
+ACTIVITY_STORE = APP / "activities" / "store.py"
+
+
+def _names_activity_rows(node: ast.AST, aliases: set[str]) -> bool:
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Name) and (inner.id in ACTIVITY_ROWS or inner.id in aliases):
+            return True
+        if isinstance(inner, ast.Constant) and inner.value in ACTIVITY_TABLES:
+            return True
+    return False
+
+
+def activity_writes(tree: ast.Module) -> list[int]:
+    """Lines that insert, change or delete activity rows: a write call (insert(), delete(),
+    update(), insert_ignore()) naming one of the models or tables, directly or through a
+    module-level alias (`ACTIVITIES = cast(Table, Activity.__table__)`), or a model built."""
+    aliases: set[str] = set()
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and _names_activity_rows(statement.value, aliases):
+            aliases.update(t.id for t in statement.targets if isinstance(t, ast.Name))
+    lines = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+        writes = name in WRITES and any(_names_activity_rows(a, aliases) for a in node.args)
+        if writes or name in ACTIVITY_ROWS:
+            lines.add(node.lineno)
+    return sorted(lines)
+
+
+def test_only_the_store_writes_activity_rows() -> None:
+    offending = [
+        f"{path.relative_to(ROOT)}:{line} writes activity rows"
+        for path, tree in sources(APP)
+        if path not in (ACTIVITY_STORE, APP / "models.py")
+        for line in activity_writes(tree)
+    ]
+    assert not offending, "\n".join(offending)
+
+
+def test_the_activity_write_reader_sees_every_form() -> None:
+    code = (
+        "LINKS = cast(Table, ActivityContact.__table__)\n"
+        "insert_ignore(session, LINKS, rows)\n"
+        "session.execute(delete(Activity).where(Activity.id == 1))\n"
+        "session.add(ActivityContact(activity_id=1, contact_id=2))\n"
+        "session.execute(update(ActivityDay).values(count=0))\n"
+        "session.execute(insert(table('contact_days')))\n"
+        "session.execute(select(Activity.id))\n"
+    )
+    assert activity_writes(ast.parse(code)) == [2, 3, 4, 5, 6]
+
+
+def test_the_metric_engine_takes_no_caller() -> None:
+    """app/metrics answers for an organization and a subject; who may ask is decided around
+    it (app/access.py in the routes' services), never inside it."""
+    offending = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path, tree in sources(APP / "metrics")
+        for line, module in imported(path, tree)
+        if any(within(module, m) for m in ("app.access", "app.deps", "fastapi"))
+    ]
+    assert (APP / "metrics").is_dir() and not offending, "\n".join(offending)

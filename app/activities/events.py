@@ -16,19 +16,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from app.activities import meetings
+from app.activities import meetings, store
 from app.activities.inference import Directory
 from app.calls.dedupe import WINDOW, duplicate_call
 from app.contacts import service as contacts
-from app.db import insert_ignore, lookup, one_of
+from app.db import insert_ignore, one_of
 from app.models import (
-    Activity,
-    ActivityContact,
     ActivityType,
     Connection,
     EventCopy,
@@ -37,7 +35,6 @@ from app.models import (
 )
 from connectors.base import Address, Attendee, CalendarObject, RemoteEvent
 
-ACTIVITIES = cast(Table, Activity.__table__)
 EVENT_TYPES = (ActivityType.meeting_scheduled, ActivityType.meeting_held, ActivityType.call)
 
 
@@ -207,21 +204,17 @@ def reconcile(
     """Make the stored activities of these events what their copies say; activities created.
 
     The events are worked out one by one (in key order), and written together: their
-    contacts in one upsert, their new activities in one insert, their links in another."""
+    contacts in one upsert, their activities through the store (one insert of the new ones
+    and their links, then the moved ones, then the ones no longer due)."""
     keys = sorted(set(keys))
     if not keys:
         return 0
     org = session.get_one(Organization, org_id)
     copies, source = _copies(session, org_id, keys)
+    types = [t.value for t in EVENT_TYPES]
     existing = {
         (row.source_key, row.user_id, row.type): row
-        for row in session.scalars(
-            select(Activity).where(
-                Activity.org_id == org_id,
-                one_of(session, Activity.source_key, keys),
-                Activity.type.in_([t.value for t in EVENT_TYPES]),
-            )
-        )
+        for row in store.stored(session, org_id, keys, types)
     }
     outcomes = {
         key: meetings.event_activities(copies[key], directory, org.call_pattern, now)
@@ -235,6 +228,7 @@ def reconcile(
     contact_of = contacts.upsert_contacts(session, org_id, sightings.values())
     wanted: dict[Ident, list[int]] = {}  # the activities due -> their contacts
     new: list[dict[str, Any]] = []
+    edits: list[store.Edit] = []
     calls = _Calls(session, org_id)
     for key, outcome in outcomes.items():
         emails = [p.email for p in outcome.contacts if p.email in contact_of]
@@ -252,18 +246,17 @@ def reconcile(
             if row is None:
                 new.append(_new_row(key, due, source[key]))
             elif (row.occurred_at, row.subject) != (due.occurred_at, due.subject):
-                row.occurred_at, row.subject = due.occurred_at, due.subject
-    ids = {ident: row.id for ident, row in existing.items()}
-    created = _insert_activities(session, org_id, new, ids)
-    links = [
-        {"activity_id": ids[ident], "contact_id": contact}
-        for ident, contact_ids in wanted.items()
-        for contact in contact_ids
-    ]
-    insert_ignore(session, ActivityContact.__table__, links, ["activity_id", "contact_id"])
-    gone = [row.id for ident, row in existing.items() if ident not in wanted]
-    if gone:
-        session.execute(delete(Activity).where(Activity.id.in_(gone)))
+                edits.append(
+                    store.Edit(
+                        row.id, row.user_id, row.type, row.occurred_at, due.occurred_at, due.subject
+                    )
+                )
+    known = {ident: row.id for ident, row in existing.items()}
+    created = len(store.add(session, org_id, new, wanted, known=known).inserted)
+    store.update(session, org_id, edits)
+    store.delete(
+        session, org_id, [row.id for ident, row in existing.items() if ident not in wanted]
+    )
     session.execute(
         update(EventCopy)
         .where(
@@ -333,30 +326,6 @@ def _new_row(key: str, due: meetings.DueActivity, source: tuple[int, str]) -> di
         "connection_id": source[0],
         "provider": source[1],
     }
-
-
-def _insert_activities(
-    session: Session, org_id: int, rows: list[dict[str, Any]], ids: dict[Ident, int]
-) -> int:
-    """Insert the new activities and add their ids to `ids` (also of those another writer
-    stored meanwhile); how many were inserted."""
-    table = ACTIVITIES
-    inserted = insert_ignore(
-        session,
-        table,
-        rows,
-        ["org_id", "source_key", "user_id", "type"],
-        returning=(table.c.source_key, table.c.user_id, table.c.type, table.c.id),
-        shared={"org_id": org_id},
-    )
-    ids.update({(key, user, kind): pk for key, user, kind, pk in inserted})
-    raced = {r["source_key"] for r in rows if (r["source_key"], r["user_id"], r["type"]) not in ids}
-    columns = ["source_key", "user_id", "type", "id"]
-    for key, user, kind, pk in lookup(
-        session, table, columns, {"org_id": org_id}, "source_key", raced
-    ):
-        ids.setdefault((key, user, kind), pk)
-    return len(inserted)
 
 
 def forget_unlisted(

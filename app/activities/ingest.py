@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from app.activities import events
+from app.activities import events, store
 from app.activities.inference import (
     Directory,
     EmailInference,
@@ -27,8 +27,6 @@ from app.contacts import service as contacts
 from app.contacts.signature import extract
 from app.db import insert_ignore, lookup
 from app.models import (
-    Activity,
-    ActivityContact,
     ActivityType,
     Connection,
     Message,
@@ -42,7 +40,6 @@ from connectors.mail import text_body
 
 MESSAGES = cast(Table, Message.__table__)
 OBSERVATIONS = cast(Table, Observation.__table__)
-ACTIVITIES = cast(Table, Activity.__table__)
 ActivityKey = tuple[str, int, str]  # (message key hash, user id, activity type)
 
 
@@ -221,29 +218,6 @@ def _message_ids(session: Session, org_id: int, batch: _Batch) -> dict[str, int]
     return found
 
 
-def _write_activities(
-    session: Session, connection: Connection, batch: _Batch, message_pk: dict[str, int]
-) -> tuple[dict[ActivityKey, int], int]:
-    """Activity ids for every key of the batch, and how many were new."""
-    table = ACTIVITIES
-    org_id = connection.org_id
-    shared = {"org_id": org_id, "connection_id": connection.id, "provider": connection.provider}
-    rows = [{**row, "message_pk": message_pk[key[0]]} for key, row in batch.activities.items()]
-    inserted = insert_ignore(
-        session,
-        table,
-        rows,
-        ["org_id", "source_key", "user_id", "type"],
-        returning=(table.c.source_key, table.c.user_id, table.c.type, table.c.id),
-        shared=shared,
-    )
-    ids: dict[ActivityKey, int] = {(key, user, kind): pk for key, user, kind, pk in inserted}
-    known = {key[0] for key in batch.activities if key not in ids}
-    if known:
-        ids.update(_activity_ids(session, org_id, known))
-    return ids, len(inserted)
-
-
 def _write(
     session: Session, connection: Connection, batch: _Batch, known: contacts.KnownContacts | None
 ) -> int:
@@ -264,31 +238,28 @@ def _write(
     if not batch.activities:
         return 0
     contact_ids = contacts.upsert_contacts(session, org_id, batch.sightings.values(), known)
-    ids, created = _write_activities(session, connection, batch, message_pk)
-    links = [
-        {"activity_id": ids[key], "contact_id": contact_ids[email]}
+    rows = [{**row, "message_pk": message_pk[key[0]]} for key, row in batch.activities.items()]
+    links = {
+        key: [contact_ids[email] for email in emails if email in contact_ids]
         for key, emails in batch.links.items()
-        for email in emails
-        if email in contact_ids
+    }
+    source = {"connection_id": connection.id, "provider": connection.provider}
+    added = store.add(session, org_id, rows, links, shared=source)
+    if batch.undated:
+        _move_undated(session, org_id, batch.undated)
+    return len(added.inserted)
+
+
+def _move_undated(session: Session, org_id: int, undated: dict[str, datetime]) -> None:
+    """A message without a Date header is dated by its provider; of its copies in several
+    mailboxes, the earliest date wins."""
+    types = [ActivityType.email_sent.value, ActivityType.email_received.value]
+    edits = [
+        store.Edit(row.id, row.user_id, row.type, row.occurred_at, undated[row.source_key])
+        for row in store.stored(session, org_id, undated, types)
+        if row.occurred_at > undated[row.source_key]
     ]
-    insert_ignore(session, ActivityContact.__table__, links, ["activity_id", "contact_id"])
-    for digest, when in batch.undated.items():  # no Date: the earliest copy's date wins
-        session.execute(
-            update(Activity)
-            .where(
-                Activity.org_id == org_id,
-                Activity.source_key == digest,
-                Activity.occurred_at > when,
-            )
-            .values(occurred_at=when)
-        )
-    return created
-
-
-def _activity_ids(session: Session, org_id: int, digests: set[str]) -> dict[ActivityKey, int]:
-    columns = ["source_key", "user_id", "type", "id"]
-    rows = lookup(session, ACTIVITIES, columns, {"org_id": org_id}, "source_key", digests)
-    return {(key, user, kind): pk for key, user, kind, pk in rows}
+    store.update(session, org_id, edits)
 
 
 def ingest_page(

@@ -6,21 +6,20 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import phonenumbers
 import structlog
-from sqlalchemy import String, Table, select
+from sqlalchemy import String, select
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
+from app.activities import store
 from app.calls.dedupe import duplicate_call
 from app.calls.schemas import GenericCall, WebhookResult
-from app.db import insert_ignore
 from app.errors import Unprocessable
 from app.models import (
     Activity,
-    ActivityContact,
     ActivityType,
     Contact,
     Organization,
@@ -32,8 +31,6 @@ from app.security import SecretUnreadable, decrypt_secret
 log = structlog.get_logger(__name__)
 
 SOURCES = ("generic", "twilio")
-ACTIVITIES = cast(Table, Activity.__table__)
-LINKS = cast(Table, ActivityContact.__table__)
 MAX_CONTACTS = 10  # contacts linked to one call when several share the other party's number
 
 
@@ -260,7 +257,6 @@ def record_call(session: Session, org: Organization, call: CallLog) -> WebhookRe
     named = next((name for _, name in contacts if name), None)
     subject = f"Call with {named or other or 'an unknown number'}"
     row = {
-        "org_id": org.id,
         "user_id": user_id,
         "type": ActivityType.call.value,
         "occurred_at": call.started_at,
@@ -270,19 +266,12 @@ def record_call(session: Session, org: Organization, call: CallLog) -> WebhookRe
         "connection_id": None,
         "provider": call.source,
     }
-    inserted = insert_ignore(
-        session,
-        ACTIVITIES,
-        [row],
-        ["org_id", "source_key", "user_id", "type"],
-        returning=(ACTIVITIES.c.id,),
-    )
-    if not inserted:  # the same call, recorded meanwhile by a concurrent delivery
-        raced = _existing(session, org.id, user_id, key)
+    ident = (key, user_id, ActivityType.call.value)
+    added = store.add(session, org.id, [row], {ident: contact_ids})
+    if not added.inserted:  # the same call, recorded meanwhile by a concurrent delivery
+        raced = added.ids.get(ident)
         return WebhookResult(status="duplicate", activity_id=raced, reason="already recorded")
-    activity_id = int(inserted[0][0])
-    links = [{"activity_id": activity_id, "contact_id": c} for c in contact_ids]
-    insert_ignore(session, LINKS, links, ["activity_id", "contact_id"])
+    activity_id = added.inserted[0]
     log.info(
         "telephony_call_recorded",
         org_id=org.id,

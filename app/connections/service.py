@@ -140,7 +140,13 @@ def remove(session: Session, caller: User, connection_id: int, *, purge: bool) -
 
 
 def _purge(session: Session, connection: Connection) -> None:
-    """Delete the messages (and so their activities) that no other connection has seen."""
+    """Delete what no other connection has captured: the messages only this one has seen,
+    with their activities, and this calendar's event copies, whose events are then
+    recomputed from the copies other calendars hold (an event no other calendar holds
+    loses its activities)."""
+    from app.activities import events, store
+    from app.activities.ingest import load_directory
+
     elsewhere = exists().where(
         Observation.message_pk == Message.id, Observation.connection_id != connection.id
     )
@@ -148,8 +154,13 @@ def _purge(session: Session, connection: Connection) -> None:
         Observation.message_pk == Message.id, Observation.connection_id == connection.id
     )
     only_mine = select(Message.id).where(Message.org_id == connection.org_id, mine, ~elsewhere)
-    session.execute(delete(Activity).where(Activity.message_pk.in_(only_mine)))
+    captured = select(Activity.id).where(
+        Activity.org_id == connection.org_id, Activity.message_pk.in_(only_mine)
+    )
+    store.delete(session, connection.org_id, session.scalars(captured))
     session.execute(delete(Message).where(Message.id.in_(only_mine)))
+    directory = load_directory(session, connection.org_id)
+    events.forget_connection(session, connection, directory)
 
 
 def credentials(connection: Connection) -> dict[str, Any]:

@@ -11,8 +11,11 @@ from sqlalchemy.orm import Session
 
 from app.access import require_role, visible_user, visible_user_ids
 from app.calls.service import default_region, holds_number, normalize_phone, secrets_of
+from app.deals.currency import load_rates
+from app.deals.pipeline import add_default_stages
+from app.deals.rates import rebase
 from app.errors import Conflict, NotFound, Unprocessable
-from app.models import ApiKey, Organization, Role, Team, User, UserAddress
+from app.models import ApiKey, Deal, ExchangeRate, Organization, Role, Team, User, UserAddress
 from app.security import encrypt_secret, hash_api_key, new_api_key
 from app.users import schemas
 
@@ -32,9 +35,11 @@ def create_org(session: Session, data: schemas.OrgCreate) -> tuple[Organization,
         timezone=data.timezone,
         week_start=data.week_start,
         fiscal_year_start_month=data.fiscal_year_start_month,
+        currency=data.currency,
     )
     session.add(org)
     session.flush()
+    add_default_stages(session, org.id)
     admin_email = data.admin_email or f"admin@{data.domains[0]}"
     admin = _add_user(session, org.id, admin_email, data.admin_name, Role.admin, None, [])
     return org, issue_key(session, admin)
@@ -43,9 +48,27 @@ def create_org(session: Session, data: schemas.OrgCreate) -> tuple[Organization,
 def update_org(session: Session, caller: User, data: schemas.OrgUpdate) -> Organization:
     require_role(caller, Role.admin)
     org = session.get_one(Organization, caller.org_id)
+    if data.currency is not None and data.currency != org.currency:
+        _check_currency_change(session, org.id)
+    zone = org.timezone
     for field, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(org, field, sorted(set(value)) if field == "domains" else value)
+    if org.timezone != zone:  # the rollups count local days of the old zone
+        from app.activities import store
+
+        session.flush()
+        store.rebuild(session, org.id)
+        # a closed deal converts at the rate of its local closing date, which may have moved
+        rebase(session, org.id, load_rates(session, org.id))
     return org
+
+
+def _check_currency_change(session: Session, org_id: int) -> None:
+    """Deals' converted amounts and the rates are in the reporting currency: changing it
+    would make them wrong, so it may change only while there are none."""
+    for table, what in ((Deal, "deals"), (ExchangeRate, "exchange rates")):
+        if session.scalar(select(table.id).where(table.org_id == org_id).limit(1)) is not None:
+            raise Conflict(f"the currency cannot change while the organization has {what}")
 
 
 def _check_team(session: Session, org_id: int, team_id: int | None) -> None:

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from app.activities import store
 from app.calls.dedupe import duplicate_call
 from app.db import Database, session_scope
-from app.models import Activity, ActivityContact, Contact, Organization, User
+from app.models import Contact, Organization, User
 
 AT = datetime(2024, 5, 14, 10, 0, tzinfo=UTC)
 
@@ -37,20 +38,11 @@ def _call(
     kind: str = "call",
     key: str | None = None,
 ) -> int:
-    activity = Activity(
-        org_id=org_id,
-        user_id=user_id,
-        type=kind,
-        occurred_at=at,
-        source_key=key or uuid.uuid4().hex,
-        provider="caldav",
-    )
-    session.add(activity)
-    session.flush()
-    for contact in contacts:
-        session.add(ActivityContact(activity_id=activity.id, contact_id=contact))
-    session.flush()
-    return activity.id
+    key = key or uuid.uuid4().hex
+    row = {"user_id": user_id, "type": kind, "occurred_at": at, "source_key": key}
+    row["provider"] = "caldav"
+    added = store.add(session, org_id, [row], {(key, user_id, kind): contacts})
+    return added.inserted[0]
 
 
 def test_same_user_and_contact_within_five_minutes(database: Database) -> None:

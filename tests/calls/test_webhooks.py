@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.activities import store
 from app.db import session_scope
 from app.models import Activity, ActivityContact, Contact, Organization
 from tests.api import Org, make_org
@@ -170,20 +171,12 @@ def links(activity_id: int) -> list[int]:
 
 def calendar_call(org_id: int, user_id: int, contact_id: int, at: datetime) -> int:
     """A `call` activity as the calendar side records it."""
+    key = uuid.uuid4().hex
+    row = {"user_id": user_id, "type": "call", "occurred_at": at, "source_key": key}
+    row |= {"provider": "caldav", "subject": "Call Bob"}
     with session_scope() as session:
-        activity = Activity(
-            org_id=org_id,
-            user_id=user_id,
-            type="call",
-            occurred_at=at,
-            source_key=uuid.uuid4().hex,
-            provider="caldav",
-            subject="Call Bob",
-        )
-        session.add(activity)
-        session.flush()
-        session.add(ActivityContact(activity_id=activity.id, contact_id=contact_id))
-        return activity.id
+        added = store.add(session, org_id, [row], {(key, user_id, "call"): [contact_id]})
+        return added.inserted[0]
 
 
 # --- generic ----------------------------------------------------------------------------------

@@ -176,3 +176,64 @@ def test_delete_with_purge_removes_only_what_this_connection_alone_captured(org:
     assert (
         org.client.get(f"/api/v1/connections/{ana_conn}", headers=org.as_admin()).status_code == 404
     )
+
+
+def test_purging_a_calendar_removes_the_meetings_only_it_held(org: Org) -> None:
+    from datetime import UTC, datetime
+
+    from app.models import ActivityDay, ContactDay
+    from connectors.base import CalendarObject
+    from tests.factories import attendee, event
+
+    def calendar(email: str) -> int:
+        config = {"url": "https://dav.example/", "username": email, "password": "pw"}
+        user_id = org.users[email]["id"]
+        response = org.client.post(
+            "/api/v1/connections",
+            json={"user_id": user_id, "provider": "caldav", "config": config},
+            headers=org.as_admin(),
+        )
+        assert response.status_code == 201, response.text
+        return int(response.json()["id"])
+
+    ana, bob = org.users["ana@acme.example"]["id"], org.users["bob@acme.example"]["id"]
+    calendars = {"ana": calendar("ana@acme.example"), "bob": calendar("bob@acme.example")}
+    world = World(org.id, {"ana": ana, "bob": bob}, {}, calendars)
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    guests = (attendee("joe@northwind.example"), attendee("bob@acme.example"))
+    alone = event(uid="alone", start=start, attendees=guests[:1], resource="cal/alone.ics")
+    shared = event(uid="shared", start=start, attendees=guests, resource="cal/shared.ics")
+    after = datetime(2026, 3, 3, tzinfo=UTC)
+    world.calendar("ana", CalendarObject("cal/alone.ics", (alone,)), now=after)
+    world.calendar("ana", CalendarObject("cal/shared.ics", (shared,)), now=after)
+    world.calendar("bob", CalendarObject("cal/shared.ics", (shared,)), now=after)
+
+    def meetings() -> list[tuple[int, str, int]]:
+        with session_scope() as session:
+            activities = session.execute(
+                select(Activity.user_id, Activity.type, func.count())
+                .group_by(Activity.user_id, Activity.type)
+                .order_by(Activity.user_id, Activity.type)
+            ).all()
+            days = session.execute(
+                select(ActivityDay.user_id, ActivityDay.type, func.sum(ActivityDay.count))
+                .group_by(ActivityDay.user_id, ActivityDay.type)
+                .order_by(ActivityDay.user_id, ActivityDay.type)
+            ).all()
+            links = session.scalar(select(func.sum(ContactDay.count)))
+        assert [tuple(row) for row in days] == [tuple(row) for row in activities]
+        return [(user, kind, n) for user, kind, n in activities] + [(0, "links", links or 0)]
+
+    both = [(ana, "meeting_held", 2), (ana, "meeting_scheduled", 2), (bob, "meeting_held", 1)]
+    assert meetings() == [*both, (0, "links", 5)]
+    response = org.client.delete(
+        f"/api/v1/connections/{calendars['ana']}?purge=true", headers=org.as_admin()
+    )
+    assert response.status_code == 204
+    # the meeting in bob's calendar too stays, with its links; the other one is gone
+    shared_only = [
+        (ana, "meeting_held", 1),
+        (ana, "meeting_scheduled", 1),
+        (bob, "meeting_held", 1),
+    ]
+    assert meetings() == [*shared_only, (0, "links", 3)]
