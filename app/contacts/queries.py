@@ -34,16 +34,13 @@ def visible(session: Session, caller: User) -> list[ColumnElement[bool]]:
     return found
 
 
-def _matches(text: str, name: Any, lowered: Any) -> ColumnElement[bool]:
-    """`text` anywhere in the name (any case) or in an already lower-cased column, literally:
-    LIKE wildcards in `text` match themselves.
-
-    The name is matched with ILIKE, which PostgreSQL evaluates as `lower(name) LIKE
-    lower(pattern)` (the pattern is lower-cased already) and serves from the trigram index on
-    the plain column (migration 0007); SQLAlchemy writes it as exactly that on SQLite."""
+def _matches(text: str, *columns: Any) -> ColumnElement[bool]:
+    """`text` anywhere in any of the columns, in any case, literally: LIKE wildcards in `text`
+    match themselves. Written as `lower(column) LIKE pattern`, the expressions the search
+    indexes hold (migration 0007: trigrams on PostgreSQL)."""
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = f"%{escaped}%"
-    return or_(name.ilike(pattern, escape="\\"), lowered.like(pattern, escape="\\"))
+    return or_(*(func.lower(column).like(pattern, escape="\\") for column in columns))
 
 
 # a search's matches checked one by one for visibility at most (a few ms of index probes);

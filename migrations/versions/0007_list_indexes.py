@@ -47,17 +47,15 @@ def upgrade() -> None:
         "ix_activities_user_type_time", "activities", ["user_id", "type", "occurred_at"]
     )
     trigrams = _trigrams_available()
+    # On lower(...) expressions, never the plain columns: pg_trgm serves `=` as well, and the
+    # planner then answered ingest's `domain = ANY(...)` look-up from the trigrams.
     for name, table, columns in SEARCH_INDEXES:
+        ops = " gin_trgm_ops" if trigrams else ""
+        expressions = [sa.text(f"lower({column}){ops}") for column in columns]
         if trigrams:
-            op.create_index(
-                name,
-                table,
-                columns,
-                postgresql_using="gin",
-                postgresql_ops={column: "gin_trgm_ops" for column in columns},
-            )
+            op.create_index(name, table, expressions, postgresql_using="gin")
         else:
-            op.create_index(name, table, columns)
+            op.create_index(name, table, expressions)
 
 
 def downgrade() -> None:
