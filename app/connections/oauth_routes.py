@@ -22,7 +22,8 @@ from app.db import session_scope
 from app.deps import CurrentUser, SessionDep
 from app.errors import BadRequest, NotFound
 from app.models import User, utcnow
-from app.sync.registry import OAUTH_PROVIDERS, oauth_client
+from app.providers import CONSENTS
+from app.sync.registry import oauth_client
 from app.users import service as users
 from connectors.base import AuthExpired, ConnectorError
 from connectors.oauth import OAuthClient
@@ -47,8 +48,8 @@ def redirect_uri(name: str) -> str:
 
 
 def _client(name: str) -> OAuthClient:
-    if name not in OAUTH_PROVIDERS:
-        raise NotFound(f"no OAuth provider {name!r}: use one of {sorted(OAUTH_PROVIDERS)}")
+    if name not in CONSENTS:
+        raise NotFound(f"no OAuth provider {name!r}: use one of {sorted(CONSENTS)}")
     client = oauth_client(name)
     if client is None:
         raise BadRequest(f"{name} is not configured on this instance (no client id)")

@@ -11,29 +11,15 @@ from app.connections import schemas, service
 from app.deps import CurrentUser, SessionDep
 from app.errors import BadRequest, Unprocessable
 from app.pagination import Page, PageParams, decode_cursor, page_by_id, page_params, read_id
+from app.providers import not_made_by_the_api
 
 router = APIRouter(tags=["connections"])
 
-_NOT_YET = {
-    "gmail": (
-        "Google connections are created by the OAuth flow: "
-        "GET /api/v1/connections/oauth/google/start"
-    ),
-    "google_calendar": (
-        "Google connections are created by the OAuth flow: "
-        "GET /api/v1/connections/oauth/google/start"
-    ),
-    "microsoft": (
-        "Microsoft 365 connections are created by the OAuth flow: "
-        "GET /api/v1/connections/oauth/microsoft/start"
-    ),
-    "import": "file imports are made with `tally import`, not through the API",
-}
-
 
 def _validated(provider: str, config: dict[str, Any], *, partial: bool) -> dict[str, Any]:
-    if provider in _NOT_YET:
-        raise BadRequest(_NOT_YET[provider])
+    refusal = not_made_by_the_api(provider)
+    if refusal is not None:
+        raise BadRequest(refusal)
     models: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
         "imap": (schemas.ImapConfig, schemas.ImapConfigUpdate),
         "caldav": (schemas.CaldavConfig, schemas.CaldavConfigUpdate),

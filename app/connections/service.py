@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
+from app import providers
 from app.access import require_role, visible_user, visible_user_ids
 from app.config import settings
 from app.errors import Forbidden, NotFound
@@ -27,8 +28,6 @@ from app.models import (
 from app.security import SecretUnreadable, decrypt_secret, encrypt_secret
 from connectors.base import AuthExpired, ConnectorError, CursorExpired, RateLimited
 
-SECRET_FIELDS = {"imap": ("password",), "caldav": ("password",)}
-
 
 @dataclass(frozen=True)
 class Lease:
@@ -39,7 +38,7 @@ class Lease:
 
 def split_secret(provider: str, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Separate the write-only secret fields from the readable configuration."""
-    secret_names = SECRET_FIELDS.get(provider, ())
+    secret_names = providers.secret_fields(provider)
     public = {k: v for k, v in config.items() if k not in secret_names}
     secret = {k: v for k, v in config.items() if k in secret_names}
     return public, secret
@@ -181,13 +180,12 @@ def claim_due(session: Session, *, owner: str, limit: int, now: datetime) -> lis
     PostgreSQL skips rows another worker is claiming (FOR UPDATE SKIP LOCKED); SQLite has
     one writer at a time, so the single UPDATE … RETURNING is atomic there too.
     """
-    from app.sync.registry import SCHEDULED_PROVIDERS
 
     due = (
         select(Connection.id)
         .where(
             Connection.next_sync_at <= now,
-            Connection.provider.in_(SCHEDULED_PROVIDERS),
+            Connection.provider.in_(providers.SCHEDULED),
             Connection.status != ConnectionStatus.needs_reconnect,
             or_(Connection.lease_until.is_(None), Connection.lease_until < now),
         )

@@ -13,16 +13,6 @@ from connectors.calendar.caldav import CalDavConnector
 from connectors.imap import ImapConnector
 from connectors.oauth import OAuthClient
 
-SCHEDULED_PROVIDERS = frozenset(
-    {"imap", "caldav", "microsoft", "gmail", "google_calendar"}
-)  # file imports ("import") are run by the CLI only
-
-# the OAuth consents: /connections/oauth/{name}/start creates these providers' connections
-OAUTH_PROVIDERS: dict[str, tuple[str, ...]] = {
-    "microsoft": ("microsoft",),
-    "google": ("gmail", "google_calendar"),
-}
-
 
 def oauth_client(name: str) -> OAuthClient | None:
     """The OAuth client of `name` ("google", "microsoft"), None when unknown or when the

@@ -1,0 +1,57 @@
+"""What each provider is, in one table: how its connections come to be, whether workers sync
+it, and which config fields are secrets. Data only, below both app.connections (which reads
+it to create and schedule connections) and app.sync (which builds the connectors), so neither
+imports the other for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    scheduled: bool  # synced by workers; file imports run from the CLI only
+    consent: str | None = None  # the OAuth consent whose callback creates its connections
+    secret_fields: tuple[str, ...] = ()  # config fields stored encrypted, never returned
+    cli_only: bool = False  # made by `tally import`, never through the API
+
+
+PROVIDERS: dict[str, Provider] = {
+    p.name: p
+    for p in (
+        Provider("imap", scheduled=True, secret_fields=("password",)),
+        Provider("caldav", scheduled=True, secret_fields=("password",)),
+        Provider("gmail", scheduled=True, consent="google"),
+        Provider("google_calendar", scheduled=True, consent="google"),
+        Provider("microsoft", scheduled=True, consent="microsoft"),
+        Provider("import", scheduled=False, cli_only=True),
+    )
+}
+
+SCHEDULED = frozenset(name for name, p in PROVIDERS.items() if p.scheduled)
+
+# /connections/oauth/{consent}/start creates these providers' connections
+CONSENTS: dict[str, tuple[str, ...]] = {}
+for _provider in PROVIDERS.values():
+    if _provider.consent is not None:
+        CONSENTS[_provider.consent] = (*CONSENTS.get(_provider.consent, ()), _provider.name)
+
+
+def secret_fields(name: str) -> tuple[str, ...]:
+    provider = PROVIDERS.get(name)
+    return provider.secret_fields if provider else ()
+
+
+def not_made_by_the_api(name: str) -> str | None:
+    """Why a connection of this provider cannot be created with POST /connections, if so."""
+    provider = PROVIDERS[name]
+    if provider.consent is not None:
+        return (
+            f"{name} connections are created by the OAuth flow: "
+            f"GET /api/v1/connections/oauth/{provider.consent}/start"
+        )
+    if provider.cli_only:
+        return "file imports are made with `tally import`, not through the API"
+    return None

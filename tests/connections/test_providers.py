@@ -1,0 +1,42 @@
+"""The provider table (app/providers.py) is the one place that says what a provider is."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+import pytest
+
+from app import providers
+from app.connections.schemas import Provider
+
+
+def test_the_api_names_exactly_the_providers_of_the_table() -> None:
+    assert set(get_args(Provider)) == set(providers.PROVIDERS)
+
+
+@pytest.mark.parametrize(
+    ("name", "scheduled", "consent", "secrets", "refusal"),
+    [
+        ("imap", True, None, ("password",), None),
+        ("caldav", True, None, ("password",), None),
+        ("gmail", True, "google", (), "oauth/google/start"),
+        ("google_calendar", True, "google", (), "oauth/google/start"),
+        ("microsoft", True, "microsoft", (), "oauth/microsoft/start"),
+        ("import", False, None, (), "tally import"),
+    ],
+)
+def test_each_provider(
+    name: str, scheduled: bool, consent: str | None, secrets: tuple[str, ...], refusal: str | None
+) -> None:
+    assert (name in providers.SCHEDULED) is scheduled
+    assert providers.PROVIDERS[name].consent == consent
+    assert providers.secret_fields(name) == secrets
+    message = providers.not_made_by_the_api(name)
+    assert (message is None) if refusal is None else (refusal in (message or ""))
+
+
+def test_a_consent_creates_all_of_its_providers() -> None:
+    assert providers.CONSENTS == {
+        "google": ("gmail", "google_calendar"),
+        "microsoft": ("microsoft",),
+    }
