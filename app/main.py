@@ -13,7 +13,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import observability
 from app.activities.routes import router as activities_router
 from app.calls.routes import router as calls_router
-from app.connections.oauth_routes import router as oauth_router
 from app.connections.push_google import router as push_google_router
 from app.connections.push_microsoft import router as push_microsoft_router
 from app.connections.routes import router as connections_router
@@ -22,6 +21,7 @@ from app.deals.routes import router as deals_router
 from app.errors import AppError
 from app.quotas.routes import router as quotas_router
 from app.schemas import COMMON_ERRORS
+from app.sync.oauth_routes import router as oauth_router
 from app.users.routes import router as users_router
 
 API_PREFIX = "/api/v1"

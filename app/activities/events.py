@@ -22,8 +22,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.activities import meetings, store
+from app.activities.dedupe import WINDOW, duplicate_call
 from app.activities.inference import Directory
-from app.calls.dedupe import WINDOW, duplicate_call
 from app.contacts import service as contacts
 from app.db import insert_ignore, one_of
 from app.models import (

@@ -15,7 +15,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from app.activities import store
-from app.calls.dedupe import duplicate_call
+from app.activities.dedupe import duplicate_call
 from app.calls.schemas import GenericCall, WebhookResult
 from app.errors import Unprocessable
 from app.models import (

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from app.quotas.periods import local_midnight
+from app.metrics.periods import local_midnight
 
 Bounds = tuple[datetime, datetime]
 

@@ -41,8 +41,8 @@ from sqlalchemy.orm import Session
 from app.metrics import deals
 from app.metrics.catalogue import METRICS, Metric, MetricDef, Moment, Pooled, Source, Value
 from app.metrics.days import Bounds, split
+from app.metrics.periods import Calendar
 from app.models import Activity, ActivityContact, ActivityDay, ContactDay, Deal, Organization
-from app.quotas.periods import Calendar
 
 
 @dataclass(frozen=True, slots=True)

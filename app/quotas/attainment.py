@@ -15,9 +15,9 @@ from app.deals.currency import RateBook, load_rates
 from app.metrics import deals
 from app.metrics.catalogue import METRICS, Forecast, Metric, Value
 from app.metrics.engine import OrgFrame, measure, org_frame
+from app.metrics.periods import Period, PeriodUnit
 from app.models import Deal, DealStatus, PipelineStage, Quota, User
 from app.quotas import rollup, schemas
-from app.quotas.periods import Period, PeriodUnit
 from app.quotas.subjects import Subject, dates_in_range, in_force, resolve
 
 

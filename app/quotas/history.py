@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from app.metrics.catalogue import MetricDef, Pooled, Value
-from app.quotas.periods import Calendar, Period, PeriodUnit
+from app.metrics.periods import Calendar, Period, PeriodUnit
 
 TRAILING = 4  # complete periods read before the question's period
 _STEP = Decimal("0.0001")  # a suggestion is a target: quotas keep 4 decimals

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from app.access import team_member_ids, visible_team
 from app.metrics.catalogue import METRICS, Metric, Pooled
 from app.metrics.engine import OrgFrame, measure_pooled, org_frame
+from app.metrics.periods import Period, PeriodUnit
 from app.models import ActivityDay, Deal, Quota, User
 from app.quotas import history, schemas
-from app.quotas.periods import Period, PeriodUnit
 from app.quotas.subjects import dates_in_range, in_force, resolve
 
 # The needs a plan answers, in the order of the API; a name the catalogue does not know yet

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.deps import CurrentUser, SessionDep
 from app.metrics.catalogue import Metric
+from app.metrics.periods import PeriodUnit
 from app.pagination import Page, PageParams, page_params
 from app.quotas import attainment as attainments
 from app.quotas import planning, schemas, service
-from app.quotas.periods import PeriodUnit
 from app.schemas import CONFLICT_ERROR
 
 router = APIRouter(tags=["metrics and quotas"])

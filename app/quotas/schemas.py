@@ -12,7 +12,7 @@ from typing import Annotated, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from app.metrics.catalogue import Metric
-from app.quotas.periods import PeriodUnit
+from app.metrics.periods import PeriodUnit
 
 _PERIOD_END = "the last day included in the period"
 TARGET_LIMIT = Decimal(10**13)

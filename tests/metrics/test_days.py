@@ -68,7 +68,7 @@ def test_split(start: str, end: str, expected: Split) -> None:
 def test_midnight_in_a_gap() -> None:
     # America/Santiago skipped midnight on 2024-09-08: the day starts at 01:00 local.
     santiago = ZoneInfo("America/Santiago")
-    from app.quotas.periods import local_midnight
+    from app.metrics.periods import local_midnight
 
     start = local_midnight(D("2024-09-08"), santiago)
     end = local_midnight(D("2024-09-09"), santiago)

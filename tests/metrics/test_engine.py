@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from app.db import Database, session_scope
 from app.metrics.catalogue import METRICS, Metric, Pooled
 from app.metrics.engine import OrgFrame, measure, measure_pooled, org_frame
+from app.metrics.periods import PeriodUnit
 from app.models import Organization, Team, User
-from app.quotas.periods import PeriodUnit
 from tests.metrics import facts
 from tests.metrics.facts import utc
 

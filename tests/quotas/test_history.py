@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.metrics.catalogue import METRICS, Metric, Pooled, Value
+from app.metrics.periods import Calendar
 from app.quotas.history import since, suggest, trailing
-from app.quotas.periods import Calendar
 
 D = date.fromisoformat
 CAL = Calendar(ZoneInfo("Europe/Brussels"), "monday", 4)

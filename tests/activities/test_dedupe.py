@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from app.activities import store
-from app.calls.dedupe import duplicate_call
+from app.activities.dedupe import duplicate_call
 from app.db import Database, session_scope
 from app.models import Contact, Organization, User
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.quotas.periods import (
+from app.metrics.periods import (
     WEEKDAYS,
     Period,
     PeriodUnit,
