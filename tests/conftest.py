@@ -59,6 +59,9 @@ def _empty(database: Database) -> None:
         if database.is_sqlite:
             for name in tables:
                 connection.execute(text(f'DELETE FROM "{name}"'))
+            # AUTOINCREMENT tables (deals) count on across tests otherwise; PostgreSQL's
+            # RESTART IDENTITY below does the same, so a test sees the same ids on both
+            connection.execute(text("DELETE FROM sqlite_sequence"))
         else:
             joined = ", ".join(f'"{n}"' for n in tables)
             connection.execute(text(f"TRUNCATE {joined} RESTART IDENTITY CASCADE"))
