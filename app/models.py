@@ -404,7 +404,8 @@ class ActivityDay(Base):
 
 
 class ContactDay(Base):
-    """Stored rollup: a contact linked to a user's activities on one local day, and how often.
+    """Stored rollup: a contact linked to a user's activities on one local day, how often, and
+    the first and last moment of those activities.
 
     Keeps `contacts_engaged` an exact distinct count across days and team members, and is the
     (user, contact) relation that decides which contacts a rep may see."""
@@ -413,6 +414,8 @@ class ContactDay(Base):
     __table_args__ = (
         PrimaryKeyConstraint("user_id", "day", "contact_id"),
         Index("ix_contact_days_contact_user", "contact_id", "user_id"),
+        # a contact's first and latest day found by probing, not by reading its history
+        Index("ix_contact_days_contact_day", "contact_id", "day"),
     )
 
     org_id: Mapped[int] = mapped_column(
@@ -422,6 +425,10 @@ class ContactDay(Base):
     day: Mapped[date] = mapped_column(Date)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     count: Mapped[int] = mapped_column(Integer)  # activity links; the row goes at 0
+    # the earliest and latest occurred_at of those links: contacts' and companies' first and
+    # latest interaction read from here, not from the whole history (app.contacts.queries)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PipelineStage(Base):

@@ -450,10 +450,11 @@ def _timed_insert(steps: Steps, indent: str, function: Callable[..., Any]) -> Ca
 def breakdown(steps: Steps) -> Iterator[None]:
     """Time each step of ingest_page by wrapping the helpers it calls.
 
-    Diagnostic only: it patches private names of app.activities.ingest, .store and
+    Diagnostic only: it patches private names of app.activities.ingest, .store, .rollups and
     app.contacts.service for the duration, and restores them. What is not wrapped is
     computed as the rest of its parent step."""
     from app.activities import ingest as ingest_module
+    from app.activities import rollups as rollups_module
     from app.activities import store as store_module
     from app.contacts import service as contacts_module
 
@@ -467,7 +468,7 @@ def breakdown(steps: Steps) -> Iterator[None]:
         (ingest_module, "_write", step("  write")),
         (store_module, "_zone", step("    lock org + read zone")),
         (store_module, "_by_identity", step("    select known activity ids")),
-        (store_module, "_bump", step("    upsert rollups")),
+        (rollups_module, "bump", step("    upsert rollups")),
         (ingest_module, "insert_ignore", lambda f: _timed_insert(steps, "    ", f)),
         (store_module, "insert_ignore", lambda f: _timed_insert(steps, "    ", f)),
         (contacts_module, "upsert_contacts", step("    upsert contacts")),
@@ -587,10 +588,15 @@ class Floor:
         for row in activities:
             day = row["occurred_at"].astimezone(self.zone).date()
             days[(row["org_id"], row["user_id"], day, row["type"])] += 1
-            placed[row["id"]] = (row["org_id"], row["user_id"], day)
+            placed[row["id"]] = (row["org_id"], row["user_id"], day, row["occurred_at"])
         engaged: Counter[tuple[Any, ...]] = Counter()
+        spans: dict[tuple[Any, ...], tuple[Any, Any]] = {}  # contact_days' first_at, last_at
         for link in links:
-            engaged[(*placed[link["activity_id"]], link["contact_id"])] += 1
+            *placed_key, moment = placed[link["activity_id"]]
+            key = (*placed_key, link["contact_id"])
+            engaged[key] += 1
+            first, last_at = spans.get(key, (moment, moment))
+            spans[key] = (min(first, moment), max(last_at, moment))
         batch: dict[Table, Rows] = {}
         for table, last, counts in zip(
             ROLLUPS, ("type", "contact_id"), (days, engaged), strict=True
@@ -598,6 +604,7 @@ class Floor:
             names = ("org_id", "user_id", "day", last, "count")
             batch[table] = [
                 dict(zip(names, (*key, n), strict=True))
+                | ({"first_at": spans[key][0], "last_at": spans[key][1]} if key in spans else {})
                 for key, n in sorted(counts.items())
                 if (table.name, *key) not in self.counted
             ]

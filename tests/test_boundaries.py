@@ -3,7 +3,9 @@
 - connectors/ never imports app/ (connectors are reusable and know nothing of the database);
 - in app/, only app/sync/ imports provider modules (connectors.imap, connectors.files, ...);
   the rest of app/ may use the shared connectors.base and connectors.mail;
-- nothing in app/ commits a session except app/db.py, which owns the transaction rule.
+- nothing in app/ commits a session except app/db.py, which owns the transaction rule;
+- only app/activities/store.py (and app/activities/rollups.py, which only it calls) writes
+  activity and rollup rows.
 """
 
 from __future__ import annotations
@@ -149,12 +151,13 @@ def test_the_import_reader_resolves_every_form() -> None:
     } <= found
 
 
-# Rows whose every write must pass through app/activities/store.py, so that the stored
-# rollups (and whatever later listens for changes) never miss one.
+# Rows whose every write must pass through app/activities/store.py (and the rollup SQL it
+# calls, app/activities/rollups.py), so that the stored rollups (and whatever later listens
+# for changes) never miss one.
 ACTIVITY_ROWS = ("Activity", "ActivityContact", "ActivityDay", "ContactDay")
 ACTIVITY_TABLES = ("activities", "activity_contacts", "activity_days", "contact_days")
 WRITES = {"insert", "delete", "update", "insert_ignore", "bulk_insert_mappings"}
-ACTIVITY_STORE = APP / "activities" / "store.py"
+ACTIVITY_STORE = (APP / "activities" / "store.py", APP / "activities" / "rollups.py")
 
 
 def _names_activity_rows(node: ast.AST, aliases: set[str]) -> bool:
@@ -189,10 +192,23 @@ def test_only_the_store_writes_activity_rows() -> None:
     offending = [
         f"{path.relative_to(ROOT)}:{line} writes activity rows"
         for path, tree in sources(APP)
-        if path not in (ACTIVITY_STORE, APP / "models.py")
+        if path not in (*ACTIVITY_STORE, APP / "models.py")
         for line in activity_writes(tree)
     ]
     assert not offending, "\n".join(offending)
+
+
+def test_only_the_store_calls_the_rollup_sql() -> None:
+    """app/activities/rollups.py writes rollup rows for the store, inside its transactions:
+    anyone else calling it would change counts without the rows they count."""
+    offending = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path, tree in sources(APP)
+        if path not in ACTIVITY_STORE
+        for line, module in imported(path, tree)
+        if within(module, "app.activities.rollups")
+    ]
+    assert ACTIVITY_STORE[1].is_file() and not offending, "\n".join(offending)
 
 
 def test_the_activity_write_reader_sees_every_form() -> None:

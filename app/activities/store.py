@@ -1,10 +1,13 @@
 """The one owner of activity rows: every insert, change and delete of `activities` and
 `activity_contacts` goes through here (a test reads the code to hold every other module to
-it), and so do the stored rollups that count them, in the same transaction:
+it), and so do the stored rollups that count them, in the same transaction (their SQL is in
+app/activities/rollups.py, which only this module calls):
 
 - `activity_days`: activities per user, local day of the organization's zone, and type;
 - `contact_days`: activity links per user, local day and contact (the `contacts_engaged`
-  distinct count, and the (user, contact) relation that decides which contacts a rep sees).
+  distinct count, and the (user, contact) relation that decides which contacts a rep sees),
+  with the first and last `occurred_at` of those links (contacts' and companies' first and
+  latest interaction).
 
 Only rows really written count: an insert that meets a duplicate, or a delete that another
 transaction got to first, changes no rollup. Rows with a count of 0 are deleted. Each
@@ -20,26 +23,21 @@ has. Rollup keys are upserted in sorted order, so concurrent pages cannot deadlo
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, Table, case, func, select
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.activities.days import ContactKey, DayKey, day_counts, local_day, offsets
+from app.activities import rollups
+from app.activities.days import DayKey, day_counts, local_day
+from app.activities.rollups import ACTIVITIES, LINKS, Engaged
 from app.db import insert_ignore, lookup, one_of
-from app.models import Activity, ActivityContact, ActivityDay, ContactDay, User
 
-ACTIVITIES = cast(Table, Activity.__table__)
-LINKS = cast(Table, ActivityContact.__table__)
-ACTIVITY_DAYS = cast(Table, ActivityDay.__table__)
-CONTACT_DAYS = cast(Table, ContactDay.__table__)
 IDENTITY = ["org_id", "source_key", "user_id", "type"]
 Ident = tuple[str, int, str]  # (source key, user id, activity type): one activity
 CHUNK = 5_000  # ids per statement: well under SQLite's 32,766 variables
@@ -113,11 +111,12 @@ def add(
     moment = {(r["source_key"], r["user_id"], r["type"]): r["occurred_at"] for r in rows}
     result = Added()
     days: Counter[DayKey] = Counter()
-    placed: dict[int, tuple[int, date]] = {}  # activity id -> (user, local day)
+    placed: dict[int, tuple[int, date, datetime]] = {}  # activity -> (user, local day, time)
     for key, user_id, kind, pk in inserted:
-        day = local_day(moment[(key, user_id, kind)], zone)
+        when = moment[(key, user_id, kind)]
+        day = local_day(when, zone)
         days[(user_id, day, kind)] += 1
-        placed[pk] = (user_id, day)
+        placed[pk] = (user_id, day, when)
         result.ids[(key, user_id, kind)] = pk
         result.inserted.append(pk)
     result.ids.update({i: pk for i, pk in (known or {}).items() if i not in result.ids})
@@ -146,13 +145,13 @@ def add(
             one_of(session, c.id, older[start : start + CHUNK])
         )
         for pk, user_id, when in session.execute(query):
-            placed[pk] = (user_id, local_day(when, zone))
-    engaged: Counter[ContactKey] = Counter()
+            placed[pk] = (user_id, local_day(when, zone), when)
+    engaged = Engaged()
     for activity_id, contact_id in new_links:
-        user_id, day = placed[activity_id]
-        engaged[(user_id, day, contact_id)] += 1
+        user_id, day, when = placed[activity_id]
+        engaged.touch((user_id, day, contact_id), when, 1)
     result.links = len(new_links)
-    _bump(session, org_id, days, engaged)
+    rollups.bump(session, org_id, zone, days, engaged)
     return result
 
 
@@ -188,7 +187,7 @@ def update(session: Session, org_id: int, edits: Iterable[Edit]) -> list[int]:
             select(c.id).where(one_of(session, c.id, ids)).order_by(c.id).with_for_update()
         )
     days: Counter[DayKey] = Counter()
-    moved: dict[int, tuple[int, date, date]] = {}  # id -> (user, old day, new day)
+    moved: dict[int, Edit] = {}  # the edits that changed the time
     changed: list[int] = []
     for edit in edits:
         values: dict[str, Any] = {"occurred_at": edit.new_occurred_at}
@@ -207,13 +206,18 @@ def update(session: Session, org_id: int, edits: Iterable[Edit]) -> list[int]:
         if old != new:
             days[(edit.user_id, old, edit.type)] -= 1
             days[(edit.user_id, new, edit.type)] += 1
-            moved[edit.id] = (edit.user_id, old, new)
-    engaged: Counter[ContactKey] = Counter()
+        if edit.occurred_at != edit.new_occurred_at:  # even within a day: the spans move
+            moved[edit.id] = edit
+    engaged = Engaged()
     for activity_id, contact_id in _links_of(session, list(moved)):
-        user_id, old, new = moved[activity_id]
-        engaged[(user_id, old, contact_id)] -= 1
-        engaged[(user_id, new, contact_id)] += 1
-    _bump(session, org_id, days, engaged)
+        edit = moved[activity_id]
+        old, new = local_day(edit.occurred_at, zone), local_day(edit.new_occurred_at, zone)
+        if old == new:
+            engaged.moved((edit.user_id, old, contact_id), edit.occurred_at, edit.new_occurred_at)
+        else:
+            engaged.touch((edit.user_id, old, contact_id), edit.occurred_at, -1)
+            engaged.touch((edit.user_id, new, contact_id), edit.new_occurred_at, 1)
+    rollups.bump(session, org_id, zone, days, engaged)
     return changed
 
 
@@ -236,7 +240,7 @@ def delete(session: Session, org_id: int, ids: Iterable[int]) -> list[int]:
     zone = _zone(session, org_id)
     c = ACTIVITIES.c
     gone: list[tuple[int, int, str, datetime]] = []
-    engaged: Counter[ContactKey] = Counter()
+    engaged = Engaged()
     for start in range(0, len(wanted), CHUNK):
         query = (
             select(c.id, c.user_id, c.type, c.occurred_at)
@@ -249,153 +253,24 @@ def delete(session: Session, org_id: int, ids: Iterable[int]) -> list[int]:
         if not rows:
             continue
         chunk = [pk for pk, _, _, _ in rows]
-        placed = {pk: (user, local_day(when, zone)) for pk, user, _, when in rows}
+        placed = {pk: (user, local_day(when, zone), when) for pk, user, _, when in rows}
         unlinked = session.execute(
             LINKS.delete()
             .where(one_of(session, LINKS.c.activity_id, chunk))
             .returning(LINKS.c.activity_id, LINKS.c.contact_id)
         )
         for activity_id, contact_id in unlinked:
-            user_id, day = placed[activity_id]
-            engaged[(user_id, day, contact_id)] -= 1
+            user_id, day, when = placed[activity_id]
+            engaged.touch((user_id, day, contact_id), when, -1)
         session.execute(ACTIVITIES.delete().where(one_of(session, c.id, chunk)))
         gone.extend(rows)
     days = day_counts(((user, kind, when) for _, user, kind, when in gone), zone, -1)
-    _bump(session, org_id, days, engaged)
+    rollups.bump(session, org_id, zone, days, engaged)
     return [pk for pk, _, _, _ in gone]
 
 
-# --- rollups -----------------------------------------------------------------------------
-
-
-def _bump(
-    session: Session, org_id: int, days: Counter[DayKey], engaged: Counter[ContactKey]
-) -> None:
-    """Add these increments to the rollups, then drop the rows they brought to 0. One upsert
-    per table; on PostgreSQL both in one statement (a page's round trip and plan fewer)."""
-    tables = ((ACTIVITY_DAYS, "type", days), (CONTACT_DAYS, "contact_id", engaged))
-    changes = [(t, last, sorted((k, n) for k, n in c.items() if n)) for t, last, c in tables]
-    changes = [(table, last, rows) for table, last, rows in changes if rows]
-    connection = session.connection()
-    postgresql = _postgresql(session)
-    statements = [_upsert(table, last, org_id, rows, postgresql) for table, last, rows in changes]
-    if postgresql and len(statements) == 2:  # both tables: one statement, the first a CTE
-        (first, first_args), (second, second_args) = statements
-        statements = [(f"WITH days AS ({first}) {second}", (*first_args, *second_args))]
-    for sql, arguments in statements:
-        if postgresql:
-            connection.exec_driver_sql(sql, arguments)
-        else:
-            connection.exec_driver_sql(sql, list(arguments))
-    for table, last, rows in changes:
-        falling = [(u, d.isoformat(), k) for (u, d, k), n in rows if n < 0]
-        if falling and postgresql:
-            kind = "text" if last == "type" else "integer"
-            connection.exec_driver_sql(
-                f"DELETE FROM {table.name} t USING json_to_recordset(CAST(%s AS json)) "
-                f"AS r(u integer, d date, k {kind}) WHERE t.user_id = r.u AND t.day = r.d "
-                f"AND t.{last} = r.k AND t.count <= 0",
-                (json.dumps([{"u": u, "d": d, "k": k} for u, d, k in falling]),),
-            )
-        elif falling:
-            connection.exec_driver_sql(
-                f"DELETE FROM {table.name} WHERE user_id = ? AND day = ? AND {last} = ? "
-                "AND count <= 0",
-                falling,
-            )
-
-
-def _upsert(
-    table: Table, last: str, org_id: int, rows: list[tuple[Any, int]], postgresql: bool
-) -> tuple[str, tuple[Any, ...]]:
-    """The statement adding these counts to the table (SQLite: for executemany)."""
-    key = f"user_id, day, {last}"
-    add = f"ON CONFLICT ({key}) DO UPDATE SET count = {table.name}.count + excluded.count"
-    if not postgresql:
-        sql = f"INSERT INTO {table.name} (org_id, {key}, count) VALUES (?, ?, ?, ?, ?) {add}"
-        return sql, tuple((org_id, u, d.isoformat(), k, n) for (u, d, k), n in rows)
-    kind = "text" if last == "type" else "integer"
-    document = json.dumps([{"u": u, "d": d.isoformat(), "k": k, "n": n} for (u, d, k), n in rows])
-    sql = (
-        f"INSERT INTO {table.name} (org_id, {key}, count) SELECT %s, u, d, k, n "
-        f"FROM json_to_recordset(CAST(%s AS json)) AS r(u integer, d date, k {kind}, "
-        f"n integer) {add}"
-    )
-    return sql, (org_id, document)
-
-
-@dataclass(frozen=True)
-class Rebuilt:
-    activity_days: int
-    contact_days: int
-
-
-def rebuild(session: Session, org_id: int) -> Rebuilt:
+def rebuild(session: Session, org_id: int) -> rollups.Rebuilt:
     """Recount the organization's rollups from its activities and links, in its current
-    zone: after a change of zone (same transaction), or by `tally rollups rebuild`.
-
-    Set-based: PostgreSQL finds local days with AT TIME ZONE; SQLite has no zones, so each
-    UTC time is shifted by the offset of its span (a CASE over the zone's offset changes
-    between the first and last activity), which measured faster than a Python function
-    called per row (docs/architecture.md)."""
-    zone = _zone(session, org_id, exclusive=True)
-    if _postgresql(session):
-        return _recount(session, org_id, zone)
-    # SQLite's default 2 MiB page cache spills the rollups' indexes to disk at every row:
-    # deleting 300,000 contact_days rows took 9.5 s with it, 3.5 s with 256 MiB
-    connection = session.connection()
-    default = int(connection.exec_driver_sql("PRAGMA cache_size").scalar() or -2000)
-    connection.exec_driver_sql("PRAGMA cache_size = -262144")
-    try:
-        return _recount(session, org_id, zone)
-    finally:
-        connection.exec_driver_sql(f"PRAGMA cache_size = {default}")
-
-
-def _recount(session: Session, org_id: int, zone: ZoneInfo) -> Rebuilt:
-    users = select(User.id).where(User.org_id == org_id).scalar_subquery()
-    for table in (ACTIVITY_DAYS, CONTACT_DAYS):  # by user: the primary key's first column
-        session.execute(table.delete().where(table.c.user_id.in_(users)))
-    a, link = ACTIVITIES.c, LINKS.c
-    day = _day_expression(session, org_id, zone)
-    if day is None:  # no activities
-        return Rebuilt(0, 0)
-    per_type = (
-        select(a.org_id, a.user_id, day.label("day"), a.type, func.count().label("count"))
-        .where(a.org_id == org_id)
-        .group_by(a.org_id, a.user_id, day, a.type)
-    )
-    per_contact = (
-        select(a.org_id, a.user_id, day.label("day"), link.contact_id, func.count())
-        .join(LINKS, link.activity_id == a.id)
-        .where(a.org_id == org_id)
-        .group_by(a.org_id, a.user_id, day, link.contact_id)
-    )
-    connection = session.connection()
-    days = connection.execute(
-        ACTIVITY_DAYS.insert().from_select(["org_id", "user_id", "day", "type", "count"], per_type)
-    ).rowcount
-    contacts = connection.execute(
-        CONTACT_DAYS.insert().from_select(
-            ["org_id", "user_id", "day", "contact_id", "count"], per_contact
-        )
-    ).rowcount
-    return Rebuilt(days, contacts)
-
-
-def _day_expression(session: Session, org_id: int, zone: ZoneInfo) -> Any:
-    moment = ACTIVITIES.c.occurred_at
-    if _postgresql(session):
-        return sql_cast(func.timezone(zone.key, moment), Date)
-    first, last = session.execute(
-        select(func.min(moment), func.max(moment)).where(ACTIVITIES.c.org_id == org_id)
-    ).one()
-    if first is None:
-        return None
-    spans = offsets(zone, first, last)
-    shift = [f"{offset:+d} seconds" for _, offset in spans]
-    if len(spans) == 1:
-        return func.date(moment, shift[0])
-    # newest span first: recent activity, the bulk of it, is decided by the first tests
-    whens = [(moment >= start, shift[i]) for i, (start, _) in enumerate(spans) if i][::-1]
-    return func.date(moment, case(*whens, else_=shift[0]))
+    zone: after a change of zone (same transaction), or by `tally rollups rebuild`. Locks the
+    organization's row for update first (see the module's docstring)."""
+    return rollups.rebuild(session, org_id, _zone(session, org_id, exclusive=True))

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, ScalarSelect, exists, func, or_, select
+from sqlalchemy.orm import QueryableAttribute, Session, aliased
 
 from app.access import visible_user_ids
 from app.db import one_of
 from app.errors import NotFound
-from app.models import Activity, ActivityContact, Company, Contact, ContactDay, Role, User
+from app.models import Company, Contact, ContactDay, Role, User
 
 
 def visible(session: Session, caller: User) -> list[ColumnElement[bool]]:
@@ -96,33 +96,68 @@ def list_contacts(
 Span = tuple[datetime | None, datetime | None]  # first and latest interaction
 
 
+def edge_moment(
+    contact_id: ColumnElement[int] | QueryableAttribute[int], *, latest: bool
+) -> ScalarSelect[Any]:
+    """The contact's first (or latest) activity, for everyone, from `contact_days`: the
+    earliest `first_at` of its first local day (the latest `last_at` of its last), two probes
+    of the (contact_id, day) index. Read from the rollup the store keeps, never stored on the
+    contact: a meeting cancelled or a connection purged moves it back by itself. Reading the
+    activities instead walked the contact's whole history (~125 links per contact at 10M
+    activities: 130-180 ms a page of 100 contacts, 2 s a page of companies)."""
+    rows, edge = aliased(ContactDay), aliased(ContactDay)
+    # ORDER BY day LIMIT 1 per contact: the planner probes the index for each contact
+    # instead of hashing all of their rows
+    day = (
+        select(edge.day)
+        .where(edge.contact_id == contact_id)
+        .order_by(edge.day.desc() if latest else edge.day)
+        .limit(1)
+        .correlate_except(edge)  # to the contact's row two levels up
+        .scalar_subquery()
+    )
+    moment = func.max(rows.last_at) if latest else func.min(rows.first_at)
+    found = select(moment).where(rows.contact_id == contact_id, rows.day == day)
+    return found.correlate_except(rows).scalar_subquery()
+
+
 def contact_spans(session: Session, contact_ids: Sequence[int]) -> dict[int, Span]:
-    """Each contact's first and latest activity, for everyone (read, never stored: a meeting
-    cancelled or a connection purged moves them back by itself)."""
+    """Each contact's first and latest activity (contacts with none are left out)."""
     if not contact_ids:
         return {}
     rows = session.execute(
-        select(ActivityContact.contact_id, func.min(Activity.occurred_at))
-        .add_columns(func.max(Activity.occurred_at))
-        .join(Activity, Activity.id == ActivityContact.activity_id)
-        .where(ActivityContact.contact_id.in_(contact_ids))
-        .group_by(ActivityContact.contact_id)
+        select(
+            Contact.id,
+            edge_moment(Contact.id, latest=False),
+            edge_moment(Contact.id, latest=True),
+        ).where(Contact.id.in_(contact_ids))
     )
-    return {contact_id: (_utc(first), _utc(last)) for contact_id, first, last in rows}
+    return {
+        contact_id: (_utc(first), _utc(last))
+        for contact_id, first, last in rows
+        if first is not None
+    }
 
 
 def company_latest(session: Session, company_ids: Sequence[int]) -> dict[int, datetime | None]:
-    """Each company's latest activity with any of its contacts."""
+    """Each company's latest activity with any of its contacts (companies with none are left
+    out): the latest of its contacts', each two index probes."""
     if not company_ids:
         return {}
-    rows = session.execute(
-        select(Contact.company_id, func.max(Activity.occurred_at))
-        .join(ActivityContact, ActivityContact.contact_id == Contact.id)
-        .join(Activity, Activity.id == ActivityContact.activity_id)
-        .where(Contact.company_id.in_(company_ids))
-        .group_by(Contact.company_id)
+    latest = edge_moment(Contact.id, latest=True).label("latest")
+    per_contact = (
+        select(Contact.company_id, latest).where(Contact.company_id.in_(company_ids)).subquery()
     )
-    return {company_id: _utc(last) for company_id, last in rows if company_id is not None}
+    rows = session.execute(
+        select(per_contact.c.company_id, func.max(per_contact.c.latest)).group_by(
+            per_contact.c.company_id
+        )
+    )
+    return {
+        company_id: _utc(last)
+        for company_id, last in rows
+        if company_id is not None and last is not None
+    }
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, Subquery, and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from app.access import team_member_ids, visible_team, visible_user, visible_user_ids
+from app.contacts.queries import edge_moment
 from app.deals import pipeline, schemas
 from app.deals.rules import probability
 from app.deals.service import contact_ids_of
@@ -68,14 +69,20 @@ def last_activity(session: Session, deal_ids: Sequence[int]) -> dict[int, dateti
     if not deal_ids:
         return {}
     links = _linked_contacts(deal_ids)
-    deal_id, contact_id = links.c.deal_id, links.c.contact_id
+    # each contact's latest from contact_days (two index probes), not its whole history
+    latest = edge_moment(links.c.contact_id, latest=True).label("latest")
+    per_contact = select(links.c.deal_id, latest).subquery()
     rows = session.execute(
-        select(deal_id, func.max(Activity.occurred_at))
-        .join(ActivityContact, ActivityContact.contact_id == contact_id)
-        .join(Activity, Activity.id == ActivityContact.activity_id)
-        .group_by(deal_id)
+        select(per_contact.c.deal_id, func.max(per_contact.c.latest)).group_by(
+            per_contact.c.deal_id
+        )
     )
-    return {d: at for d, at in rows if at is not None}
+    return {d: _utc(at) for d, at in rows if at is not None}
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back a naive UTC datetime when an aggregate loses the column type."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def deal_activities(

@@ -5,7 +5,8 @@ Revises: 0005
 Create Date: 2026-12-07 10:00:00.000000
 
 Existing organizations get the default pipeline and EUR; the rollups are filled from the
-activities already stored, per local day of each organization's time zone.
+activities already stored, per local day of each organization's time zone (contact_days
+with the first and last moment of each row's activities).
 
 """
 from collections import Counter
@@ -67,12 +68,15 @@ def upgrade() -> None:
     sa.Column('day', sa.Date(), nullable=False),
     sa.Column('contact_id', sa.Integer(), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('first_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_contact_days_contact_id_contacts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], name=op.f('fk_contact_days_org_id_organizations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_contact_days_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('user_id', 'day', 'contact_id', name=op.f('pk_contact_days'))
     )
     with op.batch_alter_table('contact_days', schema=None) as batch_op:
+        batch_op.create_index('ix_contact_days_contact_day', ['contact_id', 'day'], unique=False)
         batch_op.create_index('ix_contact_days_contact_user', ['contact_id', 'user_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_contact_days_org_id'), ['org_id'], unique=False)
 
@@ -182,13 +186,15 @@ def _fill(bind: sa.Connection) -> None:
             .where(activities.c.org_id == org_id)
         ):
             days[(user_id, local_day(moment), kind)] += 1
-        contacts: Counter = Counter()
+        contacts: dict = {}  # (user, day, contact) -> [links, first, last occurred_at]
         for user_id, moment, contact_id in bind.execute(
             sa.select(activities.c.user_id, activities.c.occurred_at, links.c.contact_id)
             .join(links, links.c.activity_id == activities.c.id)
             .where(activities.c.org_id == org_id)
         ):
-            contacts[(user_id, local_day(moment), contact_id)] += 1
+            row = contacts.setdefault((user_id, local_day(moment), contact_id), [0, moment, moment])
+            row[0] += 1
+            row[1], row[2] = min(row[1], moment), max(row[2], moment)
         if days:
             bind.execute(activity_days.insert(), [
                 {"org_id": org_id, "user_id": u, "day": d, "type": t, "count": n}
@@ -196,8 +202,9 @@ def _fill(bind: sa.Connection) -> None:
             ])
         if contacts:
             bind.execute(contact_days.insert(), [
-                {"org_id": org_id, "user_id": u, "day": d, "contact_id": c, "count": n}
-                for (u, d, c), n in contacts.items()
+                {"org_id": org_id, "user_id": u, "day": d, "contact_id": c, "count": n,
+                 "first_at": first, "last_at": last}
+                for (u, d, c), (n, first, last) in contacts.items()
             ])
 
 
@@ -233,6 +240,7 @@ def downgrade() -> None:
     with op.batch_alter_table('contact_days', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contact_days_org_id'))
         batch_op.drop_index('ix_contact_days_contact_user')
+        batch_op.drop_index('ix_contact_days_contact_day')
 
     op.drop_table('contact_days')
     with op.batch_alter_table('activity_days', schema=None) as batch_op:

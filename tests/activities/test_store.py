@@ -78,9 +78,37 @@ def stored_rollups(
     return days, engaged
 
 
+Spans = dict[tuple[int, date, int], tuple[datetime, datetime]]
+
+
+def derived_spans(org_id: int) -> Spans:
+    """Each contact_days key's earliest and latest occurred_at, from the raw rows."""
+    with session_scope() as session:
+        zone = ZoneInfo(session.get_one(Organization, org_id).timezone)
+        spans: Spans = {}
+        for user_id, moment, contact_id in session.execute(
+            select(Activity.user_id, Activity.occurred_at, ActivityContact.contact_id)
+            .join(ActivityContact, ActivityContact.activity_id == Activity.id)
+            .where(Activity.org_id == org_id)
+        ):
+            key = (user_id, moment.astimezone(zone).date(), contact_id)
+            first, last = spans.get(key, (moment, moment))
+            spans[key] = (min(first, moment), max(last, moment))
+    return spans
+
+
+def stored_spans(org_id: int) -> Spans:
+    with session_scope() as session:
+        return {
+            (r.user_id, r.day, r.contact_id): (r.first_at, r.last_at)
+            for r in session.scalars(select(ContactDay).where(ContactDay.org_id == org_id))
+        }
+
+
 def assert_rollups_match(org_id: int) -> None:
     days, engaged = derived(org_id)
     assert stored_rollups(org_id) == (dict(days), dict(engaged))
+    assert stored_spans(org_id) == derived_spans(org_id)
 
 
 # Instants beside midnights and daylight-saving changes of the zones the test switches to.
@@ -153,6 +181,7 @@ operations = st.lists(
         st.tuples(st.just("cancel"), st.sampled_from(USERS), st.integers(0, 2)),
         st.tuples(st.just("call"), st.sampled_from(USERS[:2]), st.integers(0, 3), moments),
         st.tuples(st.just("delete"), st.integers(0, 50)),
+        st.tuples(st.just("move"), st.integers(0, 50), st.sampled_from([-90, -5, 5, 600])),
         st.tuples(st.just("purge"), st.sampled_from(USERS), st.booleans()),
         st.tuples(st.just("zone"), st.sampled_from(ZONES)),
     ),
@@ -245,6 +274,21 @@ class Scenario:
             )
             if ids:
                 store.delete(session, self.world.org_id, [ids[index % len(ids)]])
+
+    def _move(self, index: int, minutes: int) -> None:
+        """Move a stored activity through the store: mostly within its local day, where the
+        count stays and only the recount of first_at/last_at moves the span."""
+        with session_scope() as session:
+            rows = session.execute(
+                select(Activity.id, Activity.user_id, Activity.type, Activity.occurred_at)
+                .where(Activity.org_id == self.world.org_id)
+                .order_by(Activity.id)
+            ).all()
+            if rows:
+                row = rows[index % len(rows)]
+                new = row.occurred_at + timedelta(minutes=minutes)
+                edit = store.Edit(row.id, row.user_id, row.type, row.occurred_at, new)
+                store.update(session, self.world.org_id, [edit])
 
     def _purge(self, owner: str, calendar: bool) -> None:
         mine = self.world.calendars if calendar else self.world.connections
@@ -353,13 +397,15 @@ def test_rollups_rebuild_restores_what_was_lost_or_corrupted(client: TestClient)
     expected = stored_rollups(world.org_id)
     assert expected == tuple(dict(c) for c in derived(world.org_id)) and expected[0]
     with session_scope() as session:
-        session.execute(text("DELETE FROM contact_days"))
+        session.execute(text("DELETE FROM contact_days WHERE count = 1"))
+        session.execute(text("UPDATE contact_days SET first_at = last_at, last_at = first_at"))
         session.execute(text("UPDATE activity_days SET count = count + 5"))
         session.execute(text("DELETE FROM activity_days WHERE type = 'call'"))
     result = CliRunner().invoke(cli, ["rollups", "rebuild", "--org", str(world.org_id)])
     assert result.exit_code == 0, result.output
     assert "1 organizations" in result.output
     assert stored_rollups(world.org_id) == expected
+    assert_rollups_match(world.org_id)
     assert stored_rollups(other.org_id) != tuple(dict(c) for c in derived(other.org_id))
     result = CliRunner().invoke(cli, ["rollups", "rebuild"])
     assert result.exit_code == 0, result.output
@@ -390,3 +436,18 @@ def test_a_change_of_zone_through_the_api_recounts_the_days(client: TestClient) 
     )
     assert response.status_code == 200, response.text
     assert_rollups_match(world.org_id)
+
+
+def test_a_meeting_moved_within_its_day_moves_its_contacts_span(database: Database) -> None:
+    """A move keeps the count of its day: only the recount of first_at/last_at (from the raw
+    rows) moves the span, which an upsert of least/greatest alone would only widen."""
+    guest = Meeting("ana@acme.example", (PEOPLE[0],), ANCHORS[4], ANCHORS[0], 2 * HOUR, False)
+    scenario = Scenario([], [guest])
+    ana, org_id = scenario.world.users["ana"], scenario.world.org_id
+    scenario.apply(("meeting", "ana", 1, False))
+    scenario.apply(("meeting", "ana", 1, True))  # two hours later, the same day in Brussels
+    held = ANCHORS[4] + 2 * HOUR
+    spans = stored_spans(org_id).items()
+    held_on = [(user, span) for (user, day, _), span in spans if day == date(2026, 3, 2)]
+    assert held_on == [(ana, (held, held))]  # created on 29 March: that row is another day
+    assert_rollups_match(org_id)
