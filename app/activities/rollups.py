@@ -270,7 +270,8 @@ def _recount(session: Session, org_id: int, zone: ZoneInfo) -> Rebuilt:
         .where(a.org_id == org_id)
         .group_by(a.org_id, a.user_id, day, link.contact_id)
     )
-    connection = session.connection()
+    # SQLAlchemy keeps an INSERT's row count only when asked (PostgreSQL answered -1)
+    connection = session.connection().execution_options(preserve_rowcount=True)
     days = connection.execute(
         ACTIVITY_DAYS.insert().from_select(["org_id", "user_id", "day", "type", "count"], per_type)
     ).rowcount

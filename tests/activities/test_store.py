@@ -403,7 +403,10 @@ def test_rollups_rebuild_restores_what_was_lost_or_corrupted(client: TestClient)
         session.execute(text("DELETE FROM activity_days WHERE type = 'call'"))
     result = CliRunner().invoke(cli, ["rollups", "rebuild", "--org", str(world.org_id)])
     assert result.exit_code == 0, result.output
-    assert "1 organizations" in result.output
+    days, contacts = (len(rows) for rows in expected)
+    assert f"1 organizations: {days} activity_days rows, {contacts} contact_days rows" in (
+        " ".join(result.output.split())
+    )
     assert stored_rollups(world.org_id) == expected
     assert_rollups_match(world.org_id)
     assert stored_rollups(other.org_id) != tuple(dict(c) for c in derived(other.org_id))
