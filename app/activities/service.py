@@ -23,7 +23,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
@@ -43,10 +43,15 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.access import team_member_ids, visible_team, visible_user, visible_user_ids
+from app.activities import schemas
 from app.db import one_of
-from app.models import Activity, ActivityContact, Contact, User
+from app.models import Activity, ActivityContact, ActivityType, Contact, User
+from app.pagination import Page, encode_cursor
 
 Position = tuple[datetime, int]  # (occurred_at, id) of the last row of the previous page
+
+# a cursor's id beyond what an id column holds is not a position (and would not bind)
+_LARGEST_ID = 2**63 - 1
 
 # SQLite refuses a compound SELECT of more than 500 parts (SQLITE_MAX_COMPOUND_SELECT)
 _USERS_PER_UNION = 400
@@ -235,3 +240,39 @@ def links(session: Session, activity_ids: Sequence[int]) -> dict[int, tuple[list
         if company_id is not None and company_id not in company_ids:
             company_ids.append(company_id)
     return found
+
+
+def read_position(values: list[Any]) -> Position:
+    """A cursor is `[occurred_at (ISO, with offset), id]` of the last row of a page."""
+    if len(values) != 2 or not isinstance(values[0], str) or isinstance(values[1], bool):
+        raise ValueError("not a position")
+    moment = datetime.fromisoformat(values[0])
+    if moment.tzinfo is None:
+        raise ValueError("naive")
+    last_id = values[1]
+    if not isinstance(last_id, int) or not 0 <= last_id <= _LARGEST_ID:
+        raise ValueError("not an id")
+    return moment.astimezone(UTC), last_id
+
+
+def page_of(session: Session, rows: Sequence[Activity], limit: int) -> Page[schemas.ActivityRead]:
+    """A page of activities as the API shows them, from up to limit + 1 rows in page order
+    (the one past the limit only says that more follow)."""
+    page = rows[:limit]
+    links_of = links(session, [a.id for a in page])
+    items = [
+        schemas.ActivityRead(
+            id=a.id,
+            type=ActivityType(a.type),
+            occurred_at=a.occurred_at,
+            user_id=a.user_id,
+            contact_ids=links_of[a.id][0],
+            company_ids=links_of[a.id][1],
+            source=schemas.Source(provider=a.provider, connection_id=a.connection_id),
+            subject=a.subject,
+        )
+        for a in page
+    ]
+    more = len(rows) > limit
+    cursor = encode_cursor([page[-1].occurred_at.isoformat(), page[-1].id]) if more else None
+    return Page(items=items, next_cursor=cursor)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
@@ -11,18 +10,11 @@ from app.activities import schemas as activity_schemas
 from app.activities import service as activity_service
 from app.deals import history, pipeline, queries, rates, schemas, service
 from app.deps import CurrentUser, SessionDep
-from app.models import ActivityType, DealStatus
+from app.models import DealStatus
 from app.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params, read_id
 from app.schemas import CONFLICT_ERROR
 
 router = APIRouter(tags=["deals"])
-
-
-def _read_position(values: list[Any]) -> tuple[datetime, int]:
-    moment = datetime.fromisoformat(str(values[0]))
-    if moment.tzinfo is None:
-        raise ValueError("naive")
-    return moment.astimezone(UTC), int(values[1])
 
 
 @router.post(
@@ -117,26 +109,9 @@ def deal_activities(
     paging: Annotated[PageParams, Depends(page_params)],
 ) -> Page[activity_schemas.ActivityRead]:
     deal = service.visible_deal(session, caller, deal_id)
-    position = decode_cursor(paging.cursor, _read_position)
+    position = decode_cursor(paging.cursor, activity_service.read_position)
     rows = queries.deal_activities(session, caller, deal, after=position, limit=paging.limit + 1)
-    page = rows[: paging.limit]
-    links = activity_service.links(session, [a.id for a in page])
-    items = [
-        activity_schemas.ActivityRead(
-            id=a.id,
-            type=ActivityType(a.type),
-            occurred_at=a.occurred_at,
-            user_id=a.user_id,
-            contact_ids=links[a.id][0],
-            company_ids=links[a.id][1],
-            source=activity_schemas.Source(provider=a.provider, connection_id=a.connection_id),
-            subject=a.subject,
-        )
-        for a in page
-    ]
-    more = len(rows) > paging.limit
-    cursor = encode_cursor([page[-1].occurred_at.isoformat(), page[-1].id]) if more else None
-    return Page(items=items, next_cursor=cursor)
+    return activity_service.page_of(session, rows, paging.limit)
 
 
 @router.get("/pipeline/stages", summary="The organization's pipeline stages, in order")
