@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -140,6 +141,21 @@ def _columns() -> tuple[ProgressColumn, ...]:
     )
 
 
+ACTIVITY_TABLES = ("activities", "activity_contacts", "activity_days", "contact_days")
+MAIL_TABLES = (*ACTIVITY_TABLES, "messages", "observations", "contacts", "companies")
+DEAL_TABLES = ("deals", "deal_contacts", "deal_changes")
+
+
+def _refresh_statistics(written: tuple[str, ...]) -> None:
+    """After bulk writes: the planner's statistics now, not at the scheduler's next check
+    (a server with autovacuum off plans team reads on a table it believes empty)."""
+    from app import statistics
+    from app.db import session_scope
+
+    with session_scope() as session:
+        statistics.refresh(session, written)
+
+
 def _import(kind: Kind, user: str, paths: list[Path], org: int | None) -> None:
     from app.errors import AppError
     from app.sync.imports import prepare, run_import
@@ -147,13 +163,14 @@ def _import(kind: Kind, user: str, paths: list[Path], org: int | None) -> None:
     try:
         connection_id, connector = prepare(user, paths, kind.value, org_id=org)
     except (AppError, FileNotFoundError) as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     settle_heap()
     with Progress(*_columns(), console=console, transient=False) as bar:
         total = len(connector.files()) if kind == Kind.ics else connector.count()  # type: ignore[union-attr]
         task = bar.add_task(f"importing {kind.value}", total=total)
         totals = run_import(connection_id, connector, progress=lambda n: bar.advance(task, n))
+    _refresh_statistics(MAIL_TABLES)
     if kind == Kind.ics:
         console.print(
             f"{totals.messages} calendar files: {totals.failed} unreadable; "
@@ -223,8 +240,6 @@ def import_deals(
     """Import deals from another CRM or a spreadsheet (docs/import.md); twice changes nothing."""
     import csv
 
-    from rich.markup import escape
-
     from app.deals.imports import count_rows, import_deals, summary
     from app.deals.mapping import MappingError, resolve
 
@@ -252,6 +267,8 @@ def import_deals(
     except (MappingError, UnicodeDecodeError, csv.Error) as error:  # the file is read first
         console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
+    if not dry_run:
+        _refresh_statistics(DEAL_TABLES)
     for line in summary(report, dry_run=dry_run):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if report.refused:
@@ -302,6 +319,7 @@ def rollups_rebuild(
                 rebuilt = store.rebuild(session, org_id)
             days, contacts = days + rebuilt.activity_days, contacts + rebuilt.contact_days
             bar.advance(task)
+    _refresh_statistics(ACTIVITY_TABLES)
     console.print(
         f"{len(orgs)} organizations: {days} activity_days rows, {contacts} contact_days rows"
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -38,11 +39,20 @@ _LOCK_KEY = 0x7A11_57A7
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-def refresh(session: Session) -> list[str]:
-    """Analyze every table whose statistics are missing or stale; the tables analyzed."""
+def refresh(session: Session, written: Sequence[str] = ()) -> list[str]:
+    """Analyze every table whose statistics are missing or stale, and the `written` ones
+    whatever their counters say (a bulk writer knows what it wrote, and PostgreSQL's change
+    counters reach pg_stat_user_tables up to a second after the commit); the tables analyzed."""
     if session.get_bind().dialect.name == "postgresql":
-        return _refresh_postgresql(session)
-    return _refresh_sqlite(session)
+        stale = _refresh_postgresql(session)
+    else:
+        stale = _refresh_sqlite(session)
+    forced = sorted({t for t in written if _NAME.match(t)} - set(stale))
+    if session.get_bind().dialect.name == "sqlite" and forced:
+        session.execute(text(f"PRAGMA analysis_limit = {_SQLITE_ANALYSIS_LIMIT}"))
+    for name in forced:
+        session.execute(text(f'ANALYZE "{name}"'))
+    return sorted({*stale, *forced})
 
 
 def _refresh_postgresql(session: Session) -> list[str]:
