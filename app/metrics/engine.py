@@ -29,6 +29,7 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    case,
     column,
     func,
     literal,
@@ -39,10 +40,28 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.metrics import deals
-from app.metrics.catalogue import METRICS, Metric, MetricDef, Moment, Pooled, Source, Value
+from app.metrics.catalogue import (
+    METRICS,
+    Amount,
+    Metric,
+    MetricDef,
+    Moment,
+    Pooled,
+    Source,
+    Value,
+)
 from app.metrics.days import Bounds, split
 from app.metrics.periods import Calendar
-from app.models import Activity, ActivityContact, ActivityDay, ContactDay, Deal, Organization
+from app.models import (
+    Activity,
+    ActivityContact,
+    ActivityDay,
+    ContactDay,
+    Deal,
+    DealStatus,
+    Organization,
+    UTCDateTime,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +225,51 @@ def _deals(
     bounds: Sequence[Bounds],
 ) -> list[Pooled]:
     at = Deal.created_at if definition.moment is Moment.created_at else Deal.closed_at
-    query = select(
-        Deal.status, Deal.created_at, Deal.closed_at, Deal.value_base, Deal.cost_base
-    ).where(Deal.owner_id.in_(members), at >= bounds[0][0], at < bounds[-1][1])
-    if definition.statuses is not None:
-        query = query.where(Deal.status.in_(sorted(definition.statuses)))
-    facts = (deals.DealFact(*row) for row in session.execute(query))
-    return deals.pool(definition, facts, bounds, org.tz)
+    window = (Deal.owner_id.in_(members), at >= bounds[0][0], at < bounds[-1][1])
+    statuses = (
+        () if definition.statuses is None else (Deal.status.in_(sorted(definition.statuses)),)
+    )
+    if definition.amount is Amount.cycle_days:
+        # local calendar days need the zone, which SQLite's SQL lacks: the deals are bucketed
+        # in Python (a team's quarter is a few hundred won deals)
+        query = select(
+            Deal.status, Deal.created_at, Deal.closed_at, Deal.value_base, Deal.cost_base
+        ).where(*window, *statuses)
+        facts = (deals.DealFact(*row) for row in session.execute(query))
+        return deals.pool(definition, facts, bounds, org.tz)
+    # Summed in SQL per period: at 10M activities and 500,000 deals a team's attainment on
+    # 13 quotas spent 40 of its 70 ms turning ~5,000 deal rows into Python objects.
+    b = _moment_table(bounds)
+    rows = session.execute(
+        select(b.c.idx, func.sum(_AMOUNTS[definition.amount]), func.count())
+        .select_from(Deal)
+        .join(b, and_(at >= b.c.lo, at < b.c.hi))
+        .where(*window, *statuses)
+        .group_by(b.c.idx)
+    )
+    pooled = [Pooled() for _ in bounds]
+    for index, total, n in rows:
+        pooled[index] = Pooled(Decimal(total or 0), n)
+    return pooled
+
+
+_AMOUNTS: dict[Amount, Any] = {
+    Amount.one: literal(1, Integer),
+    Amount.won: case((Deal.status == DealStatus.won.value, 1), else_=0),
+    Amount.value: func.coalesce(Deal.value_base, 0),
+    # a missing cost is 0 (semantics §8)
+    Amount.margin: func.coalesce(Deal.value_base, 0) - func.coalesce(Deal.cost_base, 0),
+}
+
+
+def _moment_table(bounds: Sequence[Bounds]) -> Any:
+    """The periods as a derived table (idx, lo, hi) of UTC instants that deal rows join."""
+    rows = [
+        select(
+            literal(index, Integer).label("idx"),
+            literal(lo, UTCDateTime()).label("lo"),
+            literal(hi, UTCDateTime()).label("hi"),
+        )
+        for index, (lo, hi) in enumerate(bounds)
+    ]
+    return (rows[0] if len(rows) == 1 else union_all(*rows)).subquery("p")

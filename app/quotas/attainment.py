@@ -4,7 +4,7 @@ members' targets beside the team's. Every actual comes from the metric engine.""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -46,6 +46,7 @@ class _Pipeline:
     day: date
     _rates: RateBook | None = None
     _without_date: int | None = None
+    _expected: dict[Period, list[deals.OpenDeal]] = field(default_factory=dict)
 
     def rates(self) -> RateBook:
         if self._rates is None:
@@ -53,7 +54,13 @@ class _Pipeline:
         return self._rates
 
     def expected(self, period: Period) -> list[deals.OpenDeal]:
-        """Open deals of the members expected to close in `period` (index ix_deals_owner_open)."""
+        """Open deals of the members expected to close in `period` (index ix_deals_owner_open),
+        read once for the revenue, margin and deals-won quotas of the same period."""
+        if period not in self._expected:
+            self._expected[period] = self._read_expected(period)
+        return self._expected[period]
+
+    def _read_expected(self, period: Period) -> list[deals.OpenDeal]:
         if not self.members:
             return []
         stage = and_(PipelineStage.org_id == Deal.org_id, PipelineStage.name == Deal.stage)
