@@ -10,13 +10,15 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db import Database, session_scope
 from app.metrics.catalogue import METRICS, Metric, Pooled
+from app.metrics.deals import DealFact, pool
 from app.metrics.engine import OrgFrame, measure, measure_pooled, org_frame
 from app.metrics.periods import PeriodUnit
-from app.models import Organization, Team, User
+from app.models import Deal, Organization, Team, User
 from tests.metrics import facts
 from tests.metrics.facts import utc
 
@@ -276,6 +278,14 @@ def test_team_is_its_members_pooled(
             values = measure(session, org, members, metric, bounds)
             for pooled, value in zip(team, values, strict=True):
                 assert value == (pooled.total / pooled.n if pooled.n else None)
+        if definition.source == "deals":  # the SQL sums equal the pure reference, row by row
+            rows = session.execute(
+                select(
+                    Deal.status, Deal.created_at, Deal.closed_at, Deal.value_base, Deal.cost_base
+                ).where(Deal.owner_id.in_(members))
+            )
+            expected = pool(definition, (DealFact(*row) for row in rows), bounds, org.tz)
+            assert [(p.total, p.n) for p in team] == [(p.total, p.n) for p in expected], metric
         if metric is Metric.contacts_engaged:  # distinct: at most the members' sum
             for t, column in zip(team, zip(*each, strict=True), strict=True):
                 assert max(p.total for p in column) <= t.total <= sum(p.total for p in column)
