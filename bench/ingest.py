@@ -104,18 +104,25 @@ def say(line: str = "", *, err: bool = False) -> None:
 
 
 @contextmanager
-def fresh_database(backend: str, workdir: Path, label: str) -> Iterator[Database]:
-    """A new, migrated, throw-away database; dropped (or deleted) on the way out."""
+def fresh_database(
+    backend: str, workdir: Path, label: str, *, keep: bool = False
+) -> Iterator[Database]:
+    """A new, migrated, throw-away database; dropped (or deleted) on the way out, unless
+    `keep` (then its URL is printed, for --reuse)."""
     name = f"tally_bench_{label}_{uuid.uuid4().hex[:8]}"
     if backend == "sqlite":
+        workdir.mkdir(parents=True, exist_ok=True)
         database = Database(f"sqlite:///{workdir / name}.db")
         try:
             upgrade(database)
             yield database
         finally:
             database.engine.dispose()
-            for path in workdir.glob(f"{name}.db*"):
-                path.unlink()
+            if keep:
+                say(f"kept: --reuse sqlite:///{workdir / name}.db", err=True)
+            else:
+                for path in workdir.glob(f"{name}.db*"):
+                    path.unlink()
         return
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -126,8 +133,11 @@ def fresh_database(backend: str, workdir: Path, label: str) -> Iterator[Database
         yield database
     finally:
         database.engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if keep:
+            say(f"kept: --reuse {database.url}", err=True)
+        else:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 

@@ -39,7 +39,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ingest import fresh_database, say  # the same throw-away databases
 from orggen import (
     COLUMNS,
     FIRST_DAY,
@@ -63,7 +63,7 @@ from orggen import (
     Staff,
     roster,
 )
-from sqlalchemy import JSON, create_engine, event, select, text
+from sqlalchemy import JSON, event, select, text
 
 from app.db import Base, Database, session_scope, set_database, upgrade
 from app.models import Connection, ConnectionStatus, PipelineStage, Role, Team, User
@@ -71,9 +71,6 @@ from app.users import schemas
 from app.users.service import create_org, create_team, create_user, issue_key
 
 ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TALLY_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 SQLITE_DIR = Path(tempfile.gettempdir()) / "tally-bench-rollups"
 TARGET_P95_MS = 50.0
 TARGET_RATIO = 2.0
@@ -104,12 +101,6 @@ ATTAINMENT_DAY = "2026-11-16"
 LOADED = tuple(COLUMNS)
 
 
-def say(line: str = "", *, err: bool = False) -> None:
-    stream = sys.stderr if err else sys.stdout
-    stream.write(line + "\n")
-    stream.flush()
-
-
 @contextmanager
 def timed(steps: dict[str, float], name: str) -> Iterator[None]:
     say(f"  {name}…", err=True)
@@ -123,42 +114,6 @@ def timed(steps: dict[str, float], name: str) -> Iterator[None]:
 
 
 @contextmanager
-def fresh_database(backend: str, activities: int, *, keep: bool) -> Iterator[Database]:
-    """A new, migrated database; dropped (or deleted) on the way out unless `keep`."""
-    name = f"tally_bench_rollups_{activities}_{uuid.uuid4().hex[:8]}"
-    if backend == "sqlite":
-        SQLITE_DIR.mkdir(exist_ok=True)
-        path = SQLITE_DIR / f"{name}.db"
-        database = Database(f"sqlite:///{path}")
-        try:
-            upgrade(database)
-            yield database
-        finally:
-            database.engine.dispose()
-            if keep:
-                say(f"kept: --reuse sqlite:///{path}", err=True)
-            else:
-                for file in SQLITE_DIR.glob(f"{name}.db*"):
-                    file.unlink()
-        return
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    database = Database(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
-    try:
-        upgrade(database)
-        yield database
-    finally:
-        database.engine.dispose()
-        if keep:
-            say(f"kept: --reuse {database.url}", err=True)
-        else:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
 def reused_database(url: str) -> Iterator[Database]:
     """A database an earlier run kept, brought to the latest schema (as `tally migrate`), and
     compared with a fresh migrated one: a migration edited in place since the database was
@@ -167,7 +122,7 @@ def reused_database(url: str) -> Iterator[Database]:
     try:
         upgrade(database)
         backend = "sqlite" if database.is_sqlite else "postgresql"
-        with fresh_database(backend, 0, keep=False) as fresh:
+        with fresh_database(backend, SQLITE_DIR, "rollups_0") as fresh:
             differences = schema(database) ^ schema(fresh)
         for line in sorted(differences):
             say(f"  schema differs from a fresh database: {line}", err=True)
@@ -1074,7 +1029,7 @@ def bench_size(
     if args.reuse:
         context = reused_database(args.reuse)
     else:
-        context = fresh_database(backend, activities, keep=args.keep)
+        context = fresh_database(backend, SQLITE_DIR, f"rollups_{activities}", keep=args.keep)
     with context as database:
         if args.reuse:
             say(f"[{backend}] reusing {args.reuse}", err=True)
