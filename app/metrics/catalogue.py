@@ -108,7 +108,15 @@ WON = frozenset({DealStatus.won.value})
 CLOSED = frozenset({DealStatus.won.value, DealStatus.lost.value})
 
 
-def _won(combine: Combine, amount: Amount, level: Level, *, lower_is_better: bool) -> MetricDef:
+def _won(
+    level: Level,
+    combine: Combine,
+    amount: Amount,
+    forecast: Forecast,
+    *,
+    lower_is_better: bool = False,
+) -> MetricDef:
+    """A metric of the deals won in the period, placed by closed_at."""
     return MetricDef(
         level,
         Source.deals,
@@ -117,7 +125,7 @@ def _won(combine: Combine, amount: Amount, level: Level, *, lower_is_better: boo
         statuses=WON,
         amount=amount,
         lower_is_better=lower_is_better,
-        forecast=Forecast.steady,
+        forecast=forecast,
     )
 
 
@@ -142,36 +150,13 @@ METRICS: dict[Metric, MetricDef] = {
         amount=Amount.won,
         forecast=Forecast.steady,
     ),
-    Metric.avg_deal_value: _won(Combine.mean, Amount.value, Level.middle, lower_is_better=False),
+    Metric.avg_deal_value: _won(Level.middle, Combine.mean, Amount.value, Forecast.steady),
     Metric.sales_cycle_days: _won(
-        Combine.mean, Amount.cycle_days, Level.middle, lower_is_better=True
+        Level.middle, Combine.mean, Amount.cycle_days, Forecast.steady, lower_is_better=True
     ),
-    Metric.deals_won: MetricDef(
-        Level.output,
-        Source.deals,
-        Moment.closed_at,
-        Combine.count,
-        statuses=WON,
-        forecast=Forecast.pipeline,
-    ),
-    Metric.revenue: MetricDef(
-        Level.output,
-        Source.deals,
-        Moment.closed_at,
-        Combine.sum,
-        statuses=WON,
-        amount=Amount.value,
-        forecast=Forecast.pipeline,
-    ),
-    Metric.gross_margin: MetricDef(
-        Level.output,
-        Source.deals,
-        Moment.closed_at,
-        Combine.sum,
-        statuses=WON,
-        amount=Amount.margin,
-        forecast=Forecast.pipeline,
-    ),
+    Metric.deals_won: _won(Level.output, Combine.count, Amount.one, Forecast.pipeline),
+    Metric.revenue: _won(Level.output, Combine.sum, Amount.value, Forecast.pipeline),
+    Metric.gross_margin: _won(Level.output, Combine.sum, Amount.margin, Forecast.pipeline),
 }
 
 
