@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
@@ -51,6 +51,18 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@overload
+def aggregated_utc(value: datetime) -> datetime: ...
+@overload
+def aggregated_utc(value: None) -> None: ...
+def aggregated_utc(value: datetime | None) -> datetime | None:
+    """A MIN/MAX of a UTCDateTime column: the aggregate loses the column type, and SQLite
+    hands back a naive UTC datetime."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
 
 
 class Role(StrEnum):

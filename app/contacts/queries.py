@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, ScalarSelect, any_, cast, exists, func, or_, select
@@ -13,7 +13,7 @@ from sqlalchemy.orm import QueryableAttribute, Session, aliased
 from app.access import visible_user_ids
 from app.db import one_of
 from app.errors import NotFound
-from app.models import Company, Contact, ContactDay, Role, User
+from app.models import Company, Contact, ContactDay, Role, User, aggregated_utc
 
 
 def visible(session: Session, caller: User) -> list[ColumnElement[bool]]:
@@ -176,7 +176,7 @@ def contact_spans(session: Session, contact_ids: Sequence[int]) -> dict[int, Spa
         ).where(Contact.id.in_(contact_ids))
     )
     return {
-        contact_id: (_utc(first), _utc(last))
+        contact_id: (aggregated_utc(first), aggregated_utc(last))
         for contact_id, first, last in rows
         if first is not None
     }
@@ -197,17 +197,10 @@ def company_latest(session: Session, company_ids: Sequence[int]) -> dict[int, da
         )
     )
     return {
-        company_id: _utc(last)
+        company_id: aggregated_utc(last)
         for company_id, last in rows
         if company_id is not None and last is not None
     }
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    """An aggregate loses the column type: SQLite hands back a naive UTC datetime."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def get_contact(session: Session, caller: User, contact_id: int) -> Contact:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, Subquery, and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
@@ -14,7 +14,16 @@ from app.contacts.queries import edge_moment
 from app.deals import pipeline, schemas
 from app.deals.rules import probability
 from app.deals.service import contact_ids_of
-from app.models import Activity, ActivityContact, Contact, Deal, DealContact, DealStatus, User
+from app.models import (
+    Activity,
+    ActivityContact,
+    Contact,
+    Deal,
+    DealContact,
+    DealStatus,
+    User,
+    aggregated_utc,
+)
 
 
 @dataclass(frozen=True)
@@ -77,12 +86,7 @@ def last_activity(session: Session, deal_ids: Sequence[int]) -> dict[int, dateti
             per_contact.c.deal_id
         )
     )
-    return {d: _utc(at) for d, at in rows if at is not None}
-
-
-def _utc(value: datetime) -> datetime:
-    """SQLite hands back a naive UTC datetime when an aggregate loses the column type."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return {d: aggregated_utc(at) for d, at in rows if at is not None}
 
 
 def deal_activities(

@@ -16,7 +16,7 @@ from app.access import team_member_ids, visible_team
 from app.metrics.catalogue import METRICS, Metric, Pooled
 from app.metrics.engine import OrgFrame, measure_pooled, org_frame
 from app.metrics.periods import Period, PeriodUnit
-from app.models import ActivityDay, Deal, Quota, User
+from app.models import ActivityDay, Deal, Quota, User, aggregated_utc
 from app.quotas import history, schemas
 from app.quotas.subjects import dates_in_range, in_force, resolve
 
@@ -56,8 +56,7 @@ def first_facts(session: Session, org: OrgFrame, members: Collection[int]) -> di
         .where(Deal.owner_id.in_(ids))
         .group_by(Deal.owner_id)
     ):
-        created_at = created if created.tzinfo else created.replace(tzinfo=UTC)  # SQLite MIN
-        local = created_at.astimezone(org.tz).date()
+        local = aggregated_utc(created).astimezone(org.tz).date()
         firsts[user_id] = min(firsts.get(user_id, local), local)
     return firsts
 
