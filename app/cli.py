@@ -141,7 +141,13 @@ def _columns() -> tuple[ProgressColumn, ...]:
     )
 
 
-ACTIVITY_TABLES = ("activities", "activity_contacts", "activity_days", "contact_days")
+ACTIVITY_TABLES = (
+    "activities",
+    "activity_contacts",
+    "activity_days",
+    "contact_days",
+    "user_contacts",
+)
 MAIL_TABLES = (*ACTIVITY_TABLES, "messages", "observations", "contacts", "companies")
 DEAL_TABLES = ("deals", "deal_contacts", "deal_changes")
 
@@ -297,8 +303,8 @@ def rotate_keys() -> None:
 def rollups_rebuild(
     org: Annotated[int | None, typer.Option(help="only this organization")] = None,
 ) -> None:
-    """Recount activity_days and contact_days from the activities, one organization per
-    transaction (after restoring some tables from a backup, say)."""
+    """Recount activity_days, contact_days and user_contacts from the activities, one
+    organization per transaction (after restoring some tables from a backup, say)."""
     from sqlalchemy import select
 
     from app.activities import store
@@ -311,17 +317,19 @@ def rollups_rebuild(
     if org is not None and not orgs:
         console.print(f"[red]error:[/red] no organization {org}")
         raise typer.Exit(2)
-    days = contacts = 0
+    days = contacts = pairs = 0
     with Progress(*_columns(), console=console, transient=False) as bar:
         task = bar.add_task("rebuilding rollups", total=len(orgs))
         for org_id in orgs:
             with session_scope() as session:
                 rebuilt = store.rebuild(session, org_id)
             days, contacts = days + rebuilt.activity_days, contacts + rebuilt.contact_days
+            pairs += rebuilt.user_contacts
             bar.advance(task)
     _refresh_statistics(ACTIVITY_TABLES)
     console.print(
-        f"{len(orgs)} organizations: {days} activity_days rows, {contacts} contact_days rows"
+        f"{len(orgs)} organizations: {days} activity_days rows, {contacts} contact_days rows, "
+        f"{pairs} user_contacts rows"
     )
 
 

@@ -406,9 +406,8 @@ class ActivityDay(Base):
     __tablename__ = "activity_days"
     __table_args__ = (PrimaryKeyConstraint("user_id", "day", "type"),)
 
-    org_id: Mapped[int] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
-    )
+    # no org_id: every read names its users, and the rows go with their user (an org_id with
+    # its foreign key and index cost ingest a check and an index entry per new row)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     day: Mapped[date] = mapped_column(Date)
     type: Mapped[str] = mapped_column(String(24))
@@ -419,20 +418,15 @@ class ContactDay(Base):
     """Stored rollup: a contact linked to a user's activities on one local day, how often, and
     the first and last moment of those activities.
 
-    Keeps `contacts_engaged` an exact distinct count across days and team members, and is the
-    (user, contact) relation that decides which contacts a rep may see."""
+    Keeps `contacts_engaged` an exact distinct count across days and team members."""
 
     __tablename__ = "contact_days"
     __table_args__ = (
         PrimaryKeyConstraint("user_id", "day", "contact_id"),
-        Index("ix_contact_days_contact_user", "contact_id", "user_id"),
         # a contact's first and latest day found by probing, not by reading its history
         Index("ix_contact_days_contact_day", "contact_id", "day"),
     )
 
-    org_id: Mapped[int] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
-    )
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     day: Mapped[date] = mapped_column(Date)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
@@ -441,6 +435,25 @@ class ContactDay(Base):
     # latest interaction read from here, not from the whole history (app.contacts.queries)
     first_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class UserContact(Base):
+    """Stored rollup: how many activity links join a user to a contact, over all time; the
+    row goes at 0.
+
+    The (user, contact) relation that decides which contacts a rep or a manager may see, and
+    where their search starts: one row per pair, so a team's contacts are read in a few
+    thousand index entries, not through every day of their history (contact_days)."""
+
+    __tablename__ = "user_contacts"
+    __table_args__ = (
+        PrimaryKeyConstraint("user_id", "contact_id"),
+        Index("ix_user_contacts_contact_user", "contact_id", "user_id"),
+    )
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    count: Mapped[int] = mapped_column(Integer)
 
 
 class PipelineStage(Base):

@@ -65,6 +65,7 @@ from app.models import (
     Observation,
     Role,
     User,
+    UserContact,
 )
 from app.runtime import settle_heap
 from app.users import schemas
@@ -87,7 +88,7 @@ WRITTEN: tuple[Table, ...] = tuple(
 
 # The rollups the store keeps beside them: their new rows are in the floor too.
 ROLLUPS: tuple[Table, ...] = tuple(
-    Base.metadata.tables[model.__tablename__] for model in (ActivityDay, ContactDay)
+    Base.metadata.tables[model.__tablename__] for model in (ActivityDay, ContactDay, UserContact)
 )
 
 Rows = list[dict[str, Any]]
@@ -597,23 +598,24 @@ class Floor:
         placed = {}
         for row in activities:
             day = row["occurred_at"].astimezone(self.zone).date()
-            days[(row["org_id"], row["user_id"], day, row["type"])] += 1
-            placed[row["id"]] = (row["org_id"], row["user_id"], day, row["occurred_at"])
+            days[(row["user_id"], day, row["type"])] += 1
+            placed[row["id"]] = (row["user_id"], day, row["occurred_at"])
         engaged: Counter[tuple[Any, ...]] = Counter()
+        pairs: Counter[tuple[Any, ...]] = Counter()
         spans: dict[tuple[Any, ...], tuple[Any, Any]] = {}  # contact_days' first_at, last_at
         for link in links:
-            *placed_key, moment = placed[link["activity_id"]]
-            key = (*placed_key, link["contact_id"])
+            user_id, day, moment = placed[link["activity_id"]]
+            key = (user_id, day, link["contact_id"])
             engaged[key] += 1
+            pairs[(user_id, link["contact_id"])] += 1
             first, last_at = spans.get(key, (moment, moment))
             spans[key] = (min(first, moment), max(last_at, moment))
         batch: dict[Table, Rows] = {}
-        for table, last, counts in zip(
-            ROLLUPS, ("type", "contact_id"), (days, engaged), strict=True
-        ):
-            names = ("org_id", "user_id", "day", last, "count")
+        keys = (("user_id", "day", "type"), ("user_id", "day", "contact_id"))
+        keys += (("user_id", "contact_id"),)
+        for table, names, counts in zip(ROLLUPS, keys, (days, engaged, pairs), strict=True):
             batch[table] = [
-                dict(zip(names, (*key, n), strict=True))
+                dict(zip((*names, "count"), (*key, n), strict=True))
                 | ({"first_at": spans[key][0], "last_at": spans[key][1]} if key in spans else {})
                 for key, n in sorted(counts.items())
                 if (table.name, *key) not in self.counted

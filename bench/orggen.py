@@ -82,8 +82,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "created_at",
     ),
     "activity_contacts": ("activity_id", "contact_id"),
-    "activity_days": ("org_id", "user_id", "day", "type", "count"),
-    "contact_days": ("org_id", "user_id", "day", "contact_id", "count", "first_at", "last_at"),
+    "activity_days": ("user_id", "day", "type", "count"),
+    "contact_days": ("user_id", "day", "contact_id", "count", "first_at", "last_at"),
     "exchange_rates": ("id", "org_id", "currency", "rate", "effective_from"),
     "deals": (
         "id",
@@ -431,11 +431,9 @@ class History:
             yield {
                 "activities": activities,
                 "activity_contacts": links,
-                "activity_days": [
-                    (org, user, day, kind, n) for (user, kind), n in per_type.items()
-                ],
+                "activity_days": [(user, day, kind, n) for (user, kind), n in per_type.items()],
                 "contact_days": [
-                    (org, user, day, contact, n, first, last)
+                    (user, day, contact, n, first, last)
                     for (user, contact), (n, first, last) in per_contact.items()
                 ],
             }

@@ -63,7 +63,7 @@ from orggen import (
     Staff,
     roster,
 )
-from sqlalchemy import JSON, event, select, text
+from sqlalchemy import JSON, event, inspect, select, text
 
 from app.db import Base, Database, session_scope, set_database, upgrade
 from app.models import Connection, ConnectionStatus, PipelineStage, Role, Team, User
@@ -491,7 +491,7 @@ def generate(database: Database, backend: str, shape: Shape, rollups: str) -> Ge
             for number, day in enumerate(history.activity_days(), start=1):
                 for table in ("activity_days", "contact_days"):
                     counted[f"{table} rows"] += len(day[table])
-                    counted[f"{table} sum"] += sum(row[4] for row in day[table])
+                    counted[f"{table} sum"] += sum(row[3] for row in day[table])
                     if by_tally:
                         del day[table]
                 write(day)
@@ -516,6 +516,14 @@ def generate(database: Database, backend: str, shape: Shape, rollups: str) -> Ge
         result.rollups_by = "`tally rollups rebuild`"
     else:
         result.rollups_by = "the generator (counted per local day while generating)"
+        if "user_contacts" in inspect(database.engine).get_table_names():
+            with database.engine.begin() as connection:  # the pairs, from its contact-days
+                connection.execute(
+                    text(
+                        "INSERT INTO user_contacts (user_id, contact_id, count) SELECT user_id, "
+                        "contact_id, sum(count) FROM contact_days GROUP BY user_id, contact_id"
+                    )
+                )
     stored = rollup_totals(database)
     result.rollups_check = (
         f"{'the same' if stored == expected else 'DIFFERENT'} (rows, sum of counts) as the "

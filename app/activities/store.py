@@ -5,9 +5,10 @@ app/activities/rollups.py, which only this module calls):
 
 - `activity_days`: activities per user, local day of the organization's zone, and type;
 - `contact_days`: activity links per user, local day and contact (the `contacts_engaged`
-  distinct count, and the (user, contact) relation that decides which contacts a rep sees),
-  with the first and last `occurred_at` of those links (contacts' and companies' first and
-  latest interaction).
+  distinct count), with the first and last `occurred_at` of those links (contacts' and
+  companies' first and latest interaction);
+- `user_contacts`: activity links per user and contact (which contacts a rep or a manager
+  sees, and where their search starts).
 
 Only rows really written count: an insert that meets a duplicate, or a delete that another
 transaction got to first, changes no rollup. Rows with a count of 0 are deleted. Each

@@ -27,6 +27,7 @@ from app.models import (
     ContactDay,
     Organization,
     User,
+    UserContact,
 )
 from app.users import schemas
 from app.users.service import update_org
@@ -66,14 +67,15 @@ def derived(org_id: int) -> tuple[Counter[tuple[int, date, str]], Counter[tuple[
 def stored_rollups(
     org_id: int,
 ) -> tuple[dict[tuple[int, date, str], int], dict[tuple[int, date, int], int]]:
+    users = select(User.id).where(User.org_id == org_id)
     with session_scope() as session:
         days = {
             (r.user_id, r.day, r.type): r.count
-            for r in session.scalars(select(ActivityDay).where(ActivityDay.org_id == org_id))
+            for r in session.scalars(select(ActivityDay).where(ActivityDay.user_id.in_(users)))
         }
         engaged = {
             (r.user_id, r.day, r.contact_id): r.count
-            for r in session.scalars(select(ContactDay).where(ContactDay.org_id == org_id))
+            for r in session.scalars(select(ContactDay).where(ContactDay.user_id.in_(users)))
         }
     return days, engaged
 
@@ -98,10 +100,31 @@ def derived_spans(org_id: int) -> Spans:
 
 
 def stored_spans(org_id: int) -> Spans:
+    users = select(User.id).where(User.org_id == org_id)
     with session_scope() as session:
         return {
             (r.user_id, r.day, r.contact_id): (r.first_at, r.last_at)
-            for r in session.scalars(select(ContactDay).where(ContactDay.org_id == org_id))
+            for r in session.scalars(select(ContactDay).where(ContactDay.user_id.in_(users)))
+        }
+
+
+def derived_pairs(org_id: int) -> Counter[tuple[int, int]]:
+    """Links per user and contact over all time, counted from the raw rows."""
+    with session_scope() as session:
+        rows = session.execute(
+            select(Activity.user_id, ActivityContact.contact_id)
+            .join(ActivityContact, ActivityContact.activity_id == Activity.id)
+            .where(Activity.org_id == org_id)
+        )
+        return Counter((user_id, contact_id) for user_id, contact_id in rows)
+
+
+def stored_pairs(org_id: int) -> dict[tuple[int, int], int]:
+    users = select(User.id).where(User.org_id == org_id)
+    with session_scope() as session:
+        return {
+            (r.user_id, r.contact_id): r.count
+            for r in session.scalars(select(UserContact).where(UserContact.user_id.in_(users)))
         }
 
 
@@ -109,6 +132,7 @@ def assert_rollups_match(org_id: int) -> None:
     days, engaged = derived(org_id)
     assert stored_rollups(org_id) == (dict(days), dict(engaged))
     assert stored_spans(org_id) == derived_spans(org_id)
+    assert stored_pairs(org_id) == dict(derived_pairs(org_id))
 
 
 # Instants beside midnights and daylight-saving changes of the zones the test switches to.
@@ -409,12 +433,15 @@ def test_rollups_rebuild_restores_what_was_lost_or_corrupted(client: TestClient)
         session.execute(text("UPDATE contact_days SET first_at = last_at, last_at = first_at"))
         session.execute(text("UPDATE activity_days SET count = count + 5"))
         session.execute(text("DELETE FROM activity_days WHERE type = 'call'"))
+        session.execute(text("UPDATE user_contacts SET count = count + 1"))
     result = CliRunner().invoke(cli, ["rollups", "rebuild", "--org", str(world.org_id)])
     assert result.exit_code == 0, result.output
     days, contacts = (len(rows) for rows in expected)
-    assert f"1 organizations: {days} activity_days rows, {contacts} contact_days rows" in (
-        " ".join(result.output.split())
-    )
+    pairs = len(derived_pairs(world.org_id))
+    assert (
+        f"1 organizations: {days} activity_days rows, {contacts} contact_days rows, "
+        f"{pairs} user_contacts rows"
+    ) in " ".join(result.output.split())
     assert stored_rollups(world.org_id) == expected
     assert_rollups_match(world.org_id)
     assert "activity_days" in analyzed_tables()  # the planner knows what the rebuild wrote
