@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Forbidden, NotFound
+from app.errors import Conflict, Forbidden, NotFound
 from app.models import Role, Team, User
 
 
@@ -65,3 +65,9 @@ def visible_team(session: Session, caller: User, team_id: int) -> Team:
 
 def team_member_ids(session: Session, team_id: int) -> set[int]:
     return set(session.scalars(select(User.id).where(User.team_id == team_id)))
+
+
+def require_active(user: User) -> None:
+    """Nothing new is given to someone who left (a connection, a sync, a role): 409."""
+    if user.deactivated_at is not None:
+        raise Conflict(f"user {user.id} is deactivated")

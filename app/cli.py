@@ -1,4 +1,5 @@
-"""The `tally` command: serve, api, worker, migrate, import, rotate-keys."""
+"""The `tally` command: serve, api, worker, migrate, info, import; the operator's commands
+(rotate-keys, rollups, orgs) are in app/cli_admin.py."""
 
 from __future__ import annotations
 
@@ -9,49 +10,37 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 
+from app import cli_admin, runtime
+from app.cli_common import (
+    BOTH_SECRETS,
+    DEAL_TABLES,
+    MAIL_TABLES,
+    columns,
+    console,
+    fail,
+    refresh_statistics,
+    require,
+    say,
+)
 from app.config import settings
 from app.runtime import settle_heap
 
-cli = typer.Typer(no_args_is_help=True, help="Tally: automatic sales-activity capture.")
+cli = typer.Typer(
+    no_args_is_help=True,
+    help=(
+        "Tally: automatic sales-activity capture. "
+        f"Data directory: {settings.data_dir} ({runtime.data_dir_source()}); "
+        "`tally info` tells where the database is and whether it is ready."
+    ),
+)
 import_cli = typer.Typer(no_args_is_help=True, help="Import mail, calendars or deals.")
 cli.add_typer(import_cli, name="import")
-rollups_cli = typer.Typer(no_args_is_help=True, help="The stored activity rollups.")
-cli.add_typer(rollups_cli, name="rollups")
-console = Console(stderr=True)
+cli_admin.register(cli)
 
 Host = Annotated[str, typer.Option(help="address to listen on")]
 Port = Annotated[int, typer.Option(help="port to listen on")]
-
-
-def migrate_database() -> None:
-    from app.db import get_database, upgrade
-
-    upgrade(get_database())
-
-
-def _announce_embedded() -> None:
-    from app.security import ADMIN_TOKEN_FILE, KEY_FILE, admin_token, encryption_keys
-
-    encryption_keys()
-    admin_token()
-    data = settings.data_dir.resolve()
-    console.print(f"[bold]Tally[/bold] embedded: database {settings.resolved_database_url}")
-    if settings.secret_keys is None:
-        console.print(
-            f"  encryption key kept in {data / KEY_FILE} "
-            "(back it up; set TALLY_SECRET_KEYS to manage it yourself)"
-        )
-    if settings.admin_token is None:
-        console.print(f"  instance admin token kept in {data / ADMIN_TOKEN_FILE}")
 
 
 @cli.command()
@@ -59,23 +48,27 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
     """API, scheduler and sync worker in one process (the embedded default, on SQLite)."""
     import uvicorn
 
-    from app import observability
+    from app import health, observability
     from app.main import create_app
     from app.scheduler import background
     from app.sync.worker import SyncWorker
 
+    if not runtime.is_embedded(runtime.database_url()):  # then other processes share it
+        require("serve", secrets=BOTH_SECRETS, database=False)
     observability.configure_logging()
-    migrate_database()
-    _announce_embedded()
+    runtime.migrate()
+    say(runtime.serving(f"http://{host}:{port}/docs"))
     settle_heap()
     worker = SyncWorker(settings.sync_workers)
     scheduler = background(worker)
+    health.schedule(scheduler, worker.owner)
     scheduler.start()
     try:
         uvicorn.run(create_app(), host=host, port=port, log_level=settings.log_level.lower())
     finally:
         scheduler.shutdown(wait=False)
         worker.shutdown()
+        health.forget(worker.owner)
 
 
 @cli.command()
@@ -89,7 +82,9 @@ def api(
 
     from app import observability
 
+    require("api", secrets=BOTH_SECRETS)
     observability.configure_logging()
+    say(runtime.started(f"API, docs at http://{host}:{port}/docs"))
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -103,27 +98,39 @@ def api(
 @cli.command()
 def worker() -> None:
     """A sync worker: claims due connections and syncs them (run as many as you like)."""
-    from app import observability
+    from app import health, observability
     from app.scheduler import blocking
     from app.sync.worker import SyncWorker
 
+    # a worker decrypts credentials and never reads the admin token
+    require("worker", secrets=("TALLY_SECRET_KEYS",))
     observability.configure_logging()
     settle_heap()
     sync_worker = SyncWorker(settings.sync_workers)
     scheduler = blocking(sync_worker)
+    health.schedule(scheduler, sync_worker.owner)
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
-    console.print(f"worker {sync_worker.owner} started with {settings.sync_workers} threads")
+    say(runtime.started(f"worker {sync_worker.owner} with {settings.sync_workers} threads"))
     try:
         scheduler.start()
     finally:
         sync_worker.shutdown()
+        health.forget(sync_worker.owner)
 
 
 @cli.command()
 def migrate() -> None:
-    """Apply every database migration (same as `alembic upgrade head`)."""
-    migrate_database()
-    console.print("database is at the latest schema")
+    """Create the database or bring it to the latest schema (as `alembic upgrade head`)."""
+    runtime.migrate()
+    say([f"{runtime.shown_url(runtime.database_url())} is at the latest schema"])
+
+
+@cli.command()
+def info() -> None:
+    """Where the data directory and the database are, and whether the database is ready."""
+    out = Console()  # stdout: `tally info` is read by people and by scripts
+    for line in runtime.info():
+        out.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 class Kind(StrEnum):
@@ -132,61 +139,23 @@ class Kind(StrEnum):
     ics = "ics"
 
 
-def _columns() -> tuple[ProgressColumn, ...]:
-    return (
-        *Progress.get_default_columns()[:1],
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-
-
-ACTIVITY_TABLES = (
-    "activities",
-    "activity_contacts",
-    "activity_days",
-    "contact_days",
-    "user_contacts",
-)
-MAIL_TABLES = (*ACTIVITY_TABLES, "messages", "observations", "contacts", "companies")
-DEAL_TABLES = ("deals", "deal_contacts", "deal_changes")
-
-
-def _refresh_statistics(written: tuple[str, ...]) -> None:
-    """After bulk writes: the planner's statistics now, not at the scheduler's next check
-    (a server with autovacuum off plans team reads on a table it believes empty)."""
-    from app import statistics
-    from app.db import session_scope
-
-    with session_scope() as session:
-        statistics.refresh(session, written)
-
-
 def _import(kind: Kind, user: str, paths: list[Path], org: int | None) -> None:
     from app.errors import AppError
-    from app.sync.imports import prepare, run_import
+    from app.sync.imports import prepare, run_import, summary
 
+    require(f"import {kind.value}")
     try:
         connection_id, connector = prepare(user, paths, kind.value, org_id=org)
     except (AppError, FileNotFoundError) as error:
-        console.print(f"[red]error:[/red] {escape(str(error))}")
-        raise typer.Exit(2) from None
+        fail(str(error))
     settle_heap()
-    with Progress(*_columns(), console=console, transient=False) as bar:
+    with Progress(*columns(), console=console, transient=False) as bar:
         total = len(connector.files()) if kind == Kind.ics else connector.count()  # type: ignore[union-attr]
         task = bar.add_task(f"importing {kind.value}", total=total)
         totals = run_import(connection_id, connector, progress=lambda n: bar.advance(task, n))
-    _refresh_statistics(MAIL_TABLES)
-    if kind == Kind.ics:
-        console.print(
-            f"{totals.messages} calendar files: {totals.failed} unreadable; "
-            f"{totals.activities_created} new activities"
-        )
-        return
-    console.print(
-        f"{totals.messages} messages: {totals.imported} imported, {totals.filtered} filtered, "
-        f"{totals.failed} unreadable; {totals.activities_created} new activities"
-    )
+    refresh_statistics(MAIL_TABLES)
+    for line in summary(totals, connector):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 User = Annotated[str, typer.Option("--user", help="the user's email address (or an alias)")]
@@ -250,6 +219,7 @@ def import_deals(
     from app.deals.mapping import MappingError, resolve
 
     options = {k: v for k, v in locals().items() if k.endswith("_column")}
+    require("import deals")
     try:
         plan = resolve(
             mapping,
@@ -260,7 +230,7 @@ def import_deals(
             delimiter=delimiter,
             **options,
         )
-        with Progress(*_columns(), console=console) as bar:
+        with Progress(*columns(), console=console) as bar:
             task = bar.add_task("importing deals", total=count_rows(file, plan.delimiter))
             report = import_deals(
                 file,
@@ -271,66 +241,13 @@ def import_deals(
                 progress=lambda n: bar.advance(task, n),
             )
     except (MappingError, UnicodeDecodeError, csv.Error) as error:  # the file is read first
-        console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
+        fail(str(error))
     if not dry_run:
-        _refresh_statistics(DEAL_TABLES)
+        refresh_statistics(DEAL_TABLES)
     for line in summary(report, dry_run=dry_run):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if report.refused:
         raise typer.Exit(1)
-
-
-@cli.command("rotate-keys")
-def rotate_keys() -> None:
-    """Re-encrypt every stored credential with the newest key in TALLY_SECRET_KEYS."""
-    from sqlalchemy import select
-
-    from app.db import session_scope
-    from app.models import Connection
-    from app.security import rotate_secret
-
-    count = 0
-    with session_scope() as session:
-        for connection in session.scalars(select(Connection).where(Connection.secret.is_not(None))):
-            assert connection.secret is not None
-            connection.secret = rotate_secret(connection.secret)
-            count += 1
-    console.print(f"re-encrypted {count} connection secrets with the newest key")
-
-
-@rollups_cli.command("rebuild")
-def rollups_rebuild(
-    org: Annotated[int | None, typer.Option(help="only this organization")] = None,
-) -> None:
-    """Recount activity_days, contact_days and user_contacts from the activities, one
-    organization per transaction (after restoring some tables from a backup, say)."""
-    from sqlalchemy import select
-
-    from app.activities import store
-    from app.db import session_scope
-    from app.models import Organization
-
-    with session_scope() as session:
-        query = select(Organization.id).order_by(Organization.id)
-        orgs = list(session.scalars(query if org is None else query.where(Organization.id == org)))
-    if org is not None and not orgs:
-        console.print(f"[red]error:[/red] no organization {org}")
-        raise typer.Exit(2)
-    days = contacts = pairs = 0
-    with Progress(*_columns(), console=console, transient=False) as bar:
-        task = bar.add_task("rebuilding rollups", total=len(orgs))
-        for org_id in orgs:
-            with session_scope() as session:
-                rebuilt = store.rebuild(session, org_id)
-            days, contacts = days + rebuilt.activity_days, contacts + rebuilt.contact_days
-            pairs += rebuilt.user_contacts
-            bar.advance(task)
-    _refresh_statistics(ACTIVITY_TABLES)
-    console.print(
-        f"{len(orgs)} organizations: {days} activity_days rows, {contacts} contact_days rows, "
-        f"{pairs} user_contacts rows"
-    )
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,10 +11,35 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def _checkout() -> Path | None:
+    """The source checkout this Tally runs from: the code's own folder (an editable install,
+    the tests) or the folder holding the virtualenv it is installed in (`./scripts/serve`
+    installs into the checkout's .venv); None for any other installation."""
+    for folder in (Path(__file__).resolve().parent.parent, Path(sys.prefix).resolve().parent):
+        project = folder / "pyproject.toml"
+        if project.is_file() and 'name = "tally"' in project.read_text(encoding="utf-8"):
+            return folder
+    return None
+
+
+CHECKOUT = _checkout()
+
+
+def default_data_dir() -> Path:
+    """Where the data lives unless TALLY_DATA_DIR says otherwise: an absolute place, so every
+    command finds the same database wherever it is started. Run from a source checkout, the
+    checkout's ./data, where earlier versions kept it; otherwise the XDG data directory,
+    ~/.local/share/tally."""
+    if CHECKOUT is not None:
+        return CHECKOUT / "data"
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "tally"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TALLY_", extra="ignore")
 
-    data_dir: Path = Path("data")
+    data_dir: Path = Field(default_factory=default_data_dir)  # made absolute: see _absolute
     database_url: str = ""  # default: sqlite:///<data_dir>/tally.db
     admin_token: SecretStr | None = None
     # Fernet keys, comma-separated, newest first; rotate by prepending a new one and running
@@ -30,6 +57,30 @@ class Settings(BaseSettings):
     imap_timeout_seconds: float = Field(60.0, gt=0)
     imap_body_bytes: int = Field(8192, ge=0)  # body prefix fetched for signatures (0: none)
     max_backoff_seconds: int = Field(3600, ge=60)
+    # at most this many log lines from the connectors per sync run of one connection; the
+    # rest are counted in one summary line (a mailbox listing 1,000,000 missing folders logged
+    # a line for each, on every sync)
+    sync_log_lines_per_run: int = Field(20, ge=1)
+    # PostgreSQL time limits (docs/operations.md "Frozen and dead workers, timeouts"), set per
+    # transaction so they hold behind PgBouncer too; 0 turns one off. A transaction left idle
+    # this long (a frozen process) is ended by the server, which frees its locks: keep it
+    # below sync_lease_seconds so a frozen worker holds nothing once its lease ends
+    db_idle_in_transaction_seconds: float = Field(60.0, ge=0)
+    # API requests: a lock waited for longer, or a statement running longer, answers 503
+    # with Retry-After instead of holding a thread and a database connection
+    db_lock_timeout_seconds: float = Field(2.0, ge=0)
+    db_statement_timeout_seconds: float = Field(30.0, ge=0)
+    # POST /connections/{id}/sync waits this long for the row: a sync holds it only for the
+    # last statements of a page (well under a millisecond), so a longer wait means a worker
+    # stopped there, and the request answers 503 at once rather than queueing behind it
+    db_connection_lock_seconds: float = Field(0.25, ge=0)
+    # sync workers' statements (a page's inserts take milliseconds; settling a large
+    # organization's ended events the longest, seconds); the CLI's bulk commands have none
+    db_worker_statement_timeout_seconds: float = Field(300.0, ge=0)
+    # each worker process writes its heartbeat row this often; /readyz wants one younger than
+    # ready_heartbeat_age_seconds (unset: three beats, so one slow beat is not an outage)
+    worker_heartbeat_seconds: float = Field(15.0, gt=0)
+    ready_heartbeat_age_seconds: float | None = Field(None, gt=0)
     # the address users' browsers and providers' push notifications reach this API at (OAuth
     # callbacks and webhooks are built from it)
     public_url: str = "http://localhost:8000"
@@ -71,13 +122,54 @@ class Settings(BaseSettings):
     # the token of the Pub/Sub push URL and the key of Calendar channel tokens; unset = no push
     google_push_token: SecretStr | None = None
 
+    # the largest request body accepted (bytes); a larger one is a 413 (docs/operations.md)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+
+    # Brakes on guessing (docs/operations.md "Rate limits"): failures counted per fixed
+    # window in the database, so every API process shares them. More failures than the limit
+    # in one window answer 429 until the window ends; a request that authenticates is never
+    # slowed.
+    rate_limit_window_seconds: int = Field(60, ge=1, le=86_400)
+    rate_limit_failures_per_address: int = Field(30, ge=1)  # bad keys; bad webhook proofs
+    rate_limit_failures_per_key: int = Field(10, ge=1)  # bad keys sharing their first 8 chars
+
+    # Connections to private networks (docs/operations.md): IMAP and CalDAV never reach a
+    # loopback, private, link-local or otherwise non-public address unless it is listed here
+    # as a host name (exact) or a network in CIDR, e.g. ["mail.corp.lan", "10.20.0.0/16"]
+    allowed_private_hosts: list[str] = []
+    connect_timeout_seconds: float = Field(10.0, gt=0, le=120)  # then the read timeouts apply
+
     log_level: str = "INFO"
     log_json: bool = False
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # a relative TALLY_DATA_DIR is taken from where the process starts, once: what the
+        # start-up lines print is then the one place every later path is under
+        return value.expanduser().resolve()
 
     @field_validator("database_url")
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
+
+    @field_validator("allowed_private_hosts")
+    @classmethod
+    def _hosts_or_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+        import re
+
+        cleaned = [v.strip().lower().rstrip(".") for v in value if v.strip()]
+        for entry in cleaned:
+            if any(c in entry for c in "/:") or entry.replace(".", "").isdigit():
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError as error:
+                    raise ValueError(f"{entry!r} is not an IP network in CIDR") from error
+            elif not re.fullmatch(r"[a-z0-9_]([a-z0-9_.-]{0,251}[a-z0-9_])?", entry):
+                raise ValueError(f"{entry!r} is neither a host name nor a CIDR network")
+        return cleaned
 
     @property
     def resolved_database_url(self) -> str:

@@ -23,8 +23,11 @@ from sqlalchemy import (
     event,
     select,
 )
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from app import dbtimeouts
 from app.config import settings
 
 NAMING_CONVENTION = {
@@ -82,6 +85,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # each transaction bounded by its role's time limits (PostgreSQL; app/dbtimeouts.py)
+        event.listen(self.sessions, "after_begin", dbtimeouts.apply_limits)
 
     @property
     def is_sqlite(self) -> bool:
@@ -104,12 +109,27 @@ def set_database(database: Database | None) -> None:
 
 
 def get_session() -> Iterator[Session]:
-    """One transaction: commit if the caller returns, roll back if it raises."""
+    """An API request's one transaction: commit if the route returns, roll back if it raises.
+    Bounded by the API's lock and statement timeouts; a request that hits one, or finds no
+    free database connection, answers 503 with Retry-After (app/dbtimeouts.py)."""
+    try:
+        with get_database().sessions.begin() as session:
+            session.info[dbtimeouts.ROLE] = dbtimeouts.API
+            yield session
+    except (DBAPIError, PoolTimeout) as error:
+        busy = dbtimeouts.unavailable(error)
+        if busy is None:
+            raise
+        raise busy from error
+
+
+@contextmanager
+def session_scope(role: str = dbtimeouts.JOB) -> Iterator[Session]:
+    """The same rule for jobs and the CLI; `role` picks the time limits (dbtimeouts.WORKER for
+    the sync worker's transactions)."""
     with get_database().sessions.begin() as session:
+        session.info[dbtimeouts.ROLE] = role
         yield session
-
-
-session_scope = contextmanager(get_session)  # the same rule, for jobs and the CLI
 
 
 def commit_without_waiting(session: Session) -> None:

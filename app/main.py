@@ -10,9 +10,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import observability
+from app import docs_ui, health, limits, observability
 from app.activities.routes import router as activities_router
 from app.calls.routes import router as calls_router
+from app.config import settings
 from app.connections.push_google import router as push_google_router
 from app.connections.push_microsoft import router as push_microsoft_router
 from app.connections.routes import router as connections_router
@@ -20,7 +21,13 @@ from app.contacts.routes import router as contacts_router
 from app.deals.routes import router as deals_router
 from app.errors import AppError
 from app.quotas.routes import router as quotas_router
-from app.schemas import COMMON_ERRORS
+from app.schemas import (
+    COMMON_ERRORS,
+    LINE_PATTERN,
+    NAME_PATTERN,
+    OUT_OF_RANGE,
+    TEXT_PATTERN,
+)
 from app.sync.oauth_routes import router as oauth_router
 from app.users.routes import router as users_router
 
@@ -40,6 +47,14 @@ _HTTP_CODES = {
 }
 
 
+# What a pattern means, in words, instead of the regular expression.
+_PATTERN_MESSAGES = {
+    NAME_PATTERN: "must not be blank, nor hold a control character (NUL, tab, line break...)",
+    LINE_PATTERN: "must not hold a control character (NUL, tab, line break...)",
+    TEXT_PATTERN: "must not hold a NUL or another control character but tab and line breaks",
+}
+
+
 def _body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
@@ -54,11 +69,19 @@ async def _validation_error(_request: Request, error: Exception) -> JSONResponse
     errors = error.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return JSONResponse(_body("bad_request", "the body is not valid JSON"), status_code=400)
+    if errors and all(tuple(e.get("loc", ())) == ("query", "cursor") for e in errors):
+        # the contract: a cursor this API did not make is bad input (400), however it is wrong
+        return JSONResponse(_body("bad_request", "invalid cursor"), status_code=400)
+    status, code = 422, "validation_error"
+    if all(e.get("type") == OUT_OF_RANGE for e in errors):
+        # a real date the API cannot compute with (year 1 or 9999): bad input, as the spec says
+        status, code = 400, "bad_request"
     parts = []
     for e in errors[:5]:
         where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
-        parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else str(e.get("msg")))
-    return JSONResponse(_body("validation_error", "; ".join(parts)), status_code=422)
+        text = _PATTERN_MESSAGES.get(str((e.get("ctx") or {}).get("pattern")), e.get("msg"))
+        parts.append(f"{where}: {text}" if where else str(text))
+    return JSONResponse(_body(code, "; ".join(parts)), status_code=status)
 
 
 async def _integrity_error(_request: Request, error: Exception) -> JSONResponse:
@@ -78,12 +101,58 @@ async def _unstorable(_request: Request, error: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_request: Request, error: Exception) -> JSONResponse:
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     code = _HTTP_CODES.get(error.status_code, "error")
-    return JSONResponse(
-        _body(code, str(error.detail)), status_code=error.status_code, headers=error.headers
-    )
+    headers = dict(error.headers or {})
+    message = str(error.detail)
+    if error.status_code == 405:
+        # Starlette's Allow names the methods of the first route that matched the path only
+        headers["Allow"] = ", ".join(sorted(limits.allowed_methods(request.app, request.url.path)))
+        message = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+    return JSONResponse(_body(code, message), status_code=error.status_code, headers=headers)
+
+
+# A created resource's id feeds the calls on it (OpenAPI links: clients and stateful testing
+# follow them): POST path -> (parameter, the paths that take it).
+_LINKS = {
+    "/api/v1/deals": (
+        "deal_id",
+        ["/api/v1/deals/{deal_id}", "/api/v1/deals/{deal_id}/history"],
+    ),
+    "/api/v1/quotas": ("quota_id", ["/api/v1/quotas/{quota_id}"]),
+}
+
+
+def _add_links(spec: dict[str, Any]) -> None:
+    paths = spec.get("paths", {})
+    for created, (parameter, targets) in _LINKS.items():
+        response = paths.get(created, {}).get("post", {}).get("responses", {}).get("201")
+        if response is None:
+            continue
+        links = response.setdefault("links", {})
+        for target in targets:
+            for operation in paths.get(target, {}).values():
+                if isinstance(operation, dict) and "operationId" in operation:
+                    links[operation["operationId"]] = {
+                        "operationId": operation["operationId"],
+                        "parameters": {parameter: "$response.body#/id"},
+                    }
+
+
+def _openapi_with_limits(app: FastAPI) -> None:
+    """The OpenAPI also states the rules enforced outside the route signatures: path ids."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = original()
+            limits.document_path_ids(spec)
+            _add_links(spec)
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app() -> FastAPI:
@@ -91,7 +160,11 @@ def create_app() -> FastAPI:
         title="Tally",
         version="0.1.0",
         summary="Automatic sales-activity capture and quota rollups",
-        responses={400: COMMON_ERRORS[400], 422: COMMON_ERRORS[422]},
+        responses={
+            400: COMMON_ERRORS[400],
+            413: COMMON_ERRORS[413],
+            422: COMMON_ERRORS[422],
+        },
     )
     for router in (
         users_router,
@@ -105,6 +178,7 @@ def create_app() -> FastAPI:
         push_microsoft_router,
         push_google_router,
     ):
+        limits.tighten_path_ids(router)
         app.include_router(router, prefix=API_PREFIX, responses=COMMON_ERRORS)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -112,5 +186,11 @@ def create_app() -> FastAPI:
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(OverflowError, _unstorable)
+    # a body over the limit is refused before anything reads it (inside the metrics, which
+    # count the 413)
+    app.add_middleware(limits.BodyLimit, limit=settings.max_body_bytes)
     observability.install(app)
+    _openapi_with_limits(app)
+    docs_ui.install(app)  # /docs and /redoc from packaged files
+    health.install(app)  # /readyz
     return app

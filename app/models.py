@@ -149,6 +149,9 @@ class User(Base):
     )
     phones: Mapped[list[str]] = mapped_column(JSON, default=list)  # E.164: telephony matching
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # set when the person left (DELETE /users/{id}): the row stays so past periods keep
+    # their activities and deals; docs/operations.md "People leaving and the last admin"
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class UserAddress(Base):
@@ -196,6 +199,9 @@ class Connection(Base):
     cursors: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when it was recorded
+    # when the run that holds the lease began (GET shows it while the lease holds)
+    sync_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: never scheduled
     failures: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
@@ -548,3 +554,25 @@ class DealChange(Base):
     old: Mapped[Any] = mapped_column(JSON, nullable=True)
     new: Mapped[Any] = mapped_column(JSON, nullable=True)
     by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class WorkerHeartbeat(Base):
+    """A sync worker's last sign of life, one row per worker process (the readiness check)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RateLimitHit(Base):
+    """Counted attempts of one limited subject (a client address, a key prefix) in one fixed
+    window; shared by every API process through the database (app/ratelimit.py)."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (PrimaryKeyConstraint("subject", "window_start"),)
+
+    subject: Mapped[str] = mapped_column(String(200))  # "<scope>:<address or prefix>"
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    count: Mapped[int] = mapped_column(Integer)

@@ -24,6 +24,30 @@ SYNC_MESSAGES = Counter(
     "tally_sync_messages_total", "Messages seen by sync", ["provider", "status"]
 )
 
+# Label values come from fixed sets only, so no request can add a series: a client may send
+# any method name and any path (2,000 invented ones would otherwise be 2,000 series).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+API_PREFIX = "/api/v1"
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
+
+
+def route_label(scope: MutableMapping[str, Any]) -> str:
+    """The template of the route that answered (`/api/v1/deals/{deal_id}`), or "unmatched"
+    (no route: a 404, a 405, a body refused before routing)."""
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if not isinstance(template, str):
+        return "unmatched"
+    # routers included under the prefix report their path without it
+    path = scope.get("path", "")
+    if path.startswith(API_PREFIX + "/") and not template.startswith(API_PREFIX + "/"):
+        template = API_PREFIX + template
+    return template
+
+
 _SECRET_KEYS = re.compile(r"pass|secret|token|authorization|api_key|credential", re.IGNORECASE)
 
 
@@ -62,13 +86,10 @@ def install(app: FastAPI) -> None:
     ) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
-        # the route template, not the URL, keeps the label set small; routers included under a
-        # prefix report their path without it, so it is put back
-        route = getattr(request.scope.get("route"), "path", None)
-        prefix = "/api/v1" if request.url.path.startswith("/api/v1/") else ""
-        path = prefix + route if route else "unmatched"
-        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-        HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
+        method, path = method_label(request.method), route_label(request.scope)
+        # statuses are the application's own (a fixed set), never the client's
+        HTTP_REQUESTS.labels(method, path, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(method, path).observe(time.perf_counter() - started)
         return response
 
     @app.get("/healthz", summary="Liveness and database check", tags=["ops"])

@@ -11,6 +11,7 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from app.errors import BadRequest
+from app.schemas import MAX_ID
 
 T = TypeVar("T")
 C = TypeVar("C")
@@ -26,9 +27,24 @@ class PageParams(BaseModel):
     cursor: str | None = None
 
 
+# A cursor is base64url without padding, as encode_cursor makes it; the longest one made (an
+# activity's [occurred_at, id]) is under 100 characters.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+MAX_CURSOR = 512
+
+
 def page_params(
     limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 100,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_CURSOR,
+            pattern=CURSOR_PATTERN,
+            description="next_cursor of the previous page, as given; leave it out for the first "
+            "page. One not made by this API is a 400.",
+        ),
+    ] = None,
 ) -> PageParams:
     return PageParams(limit=limit, cursor=cursor)
 
@@ -67,4 +83,9 @@ def page_by_id(items: list[Identified], limit: int) -> Page[Identified]:
 
 
 def read_id(values: list[Any]) -> int:
-    return int(values[0])
+    """A cursor `[id]`: exactly one JSON integer that a BIGINT holds (not `true`, not 1.5)."""
+    if len(values) != 1 or isinstance(values[0], bool) or not isinstance(values[0], int):
+        raise ValueError("not an id")
+    if not 0 <= values[0] <= MAX_ID:
+        raise ValueError("not an id")
+    return values[0]

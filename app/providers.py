@@ -15,14 +15,29 @@ class Provider:
     scheduled: bool  # synced by workers; file imports run from the CLI only
     consent: str | None = None  # the OAuth consent whose callback creates its connections
     secret_fields: tuple[str, ...] = ()  # config fields stored encrypted, never returned
+    # The config fields that say where the secret is sent (server, port, transport, account).
+    # A stored secret is bound to them: changing one needs every secret field given again,
+    # or anyone allowed to edit the settings could point the sync, with the stored password,
+    # at a server they run (docs/operations.md "Credentials are bound to their server").
+    endpoint_fields: tuple[str, ...] = ()
     cli_only: bool = False  # made by `tally import`, never through the API
 
 
 PROVIDERS: dict[str, Provider] = {
     p.name: p
     for p in (
-        Provider("imap", scheduled=True, secret_fields=("password",)),
-        Provider("caldav", scheduled=True, secret_fields=("password",)),
+        Provider(
+            "imap",
+            scheduled=True,
+            secret_fields=("password",),
+            endpoint_fields=("host", "port", "security", "username"),
+        ),
+        Provider(
+            "caldav",
+            scheduled=True,
+            secret_fields=("password",),
+            endpoint_fields=("url", "username"),
+        ),
         Provider("gmail", scheduled=True, consent="google"),
         Provider("google_calendar", scheduled=True, consent="google"),
         Provider("microsoft", scheduled=True, consent="microsoft"),
@@ -42,6 +57,11 @@ for _provider in PROVIDERS.values():
 def secret_fields(name: str) -> tuple[str, ...]:
     provider = PROVIDERS.get(name)
     return provider.secret_fields if provider else ()
+
+
+def endpoint_fields(name: str) -> tuple[str, ...]:
+    provider = PROVIDERS.get(name)
+    return provider.endpoint_fields if provider else ()
 
 
 def not_made_by_the_api(name: str) -> str | None:

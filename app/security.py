@@ -47,10 +47,19 @@ def _read_or_create(path: Path, make: Any, what: str) -> str:
     return value
 
 
+class KeysMissing(RuntimeError):
+    """A shared database without TALLY_SECRET_KEYS: a key made here would be this host's
+    alone, and the other hosts could not read what it encrypts."""
+
+
 def encryption_keys() -> list[str]:
-    """Configured keys (newest first), or the embedded install's own key file in data_dir."""
+    """Configured keys (newest first), or the embedded install's own key file in data_dir.
+    Never made on a shared database, however the process was started (the CLI refuses to
+    start without the keys; `uvicorn app.main:create_app` would not)."""
     if settings.secret_keys is not None and settings.secret_keys.get_secret_value().strip():
         return [k.strip() for k in settings.secret_keys.get_secret_value().split(",") if k.strip()]
+    if settings.database_url and not settings.database_url.startswith("sqlite"):
+        raise KeysMissing("TALLY_SECRET_KEYS must be set when the database is not SQLite")
     path = settings.data_dir / KEY_FILE
     return [_read_or_create(path, lambda: Fernet.generate_key().decode(), "encryption key")]
 

@@ -22,8 +22,48 @@ def test_import_mbox_reports_what_it_did_and_twice_changes_nothing(client: TestC
     assert first.exit_code == 0, first.output
     assert "66 messages:" in first.output and "0 unreadable" in first.output
     second = runner.invoke(cli, args)
-    assert second.exit_code == 0 and "0 imported, 0 filtered" in second.output
-    assert "0 new activities" in second.output
+    assert second.exit_code == 0, second.output
+    assert "66 messages, all already seen by an earlier import: nothing new" in second.output
+    assert "imported" not in second.output
+
+
+def first_messages(mbox: Path, count: int, into: Path) -> Path:
+    """The first `count` messages of `mbox`, byte for byte (so they are the same messages)."""
+    raw = mbox.read_bytes()
+    starts = [0, *(i + 1 for i in range(len(raw)) if raw.startswith(b"\nFrom ", i))]
+    into.write_bytes(raw[: starts[count]])
+    return into
+
+
+def test_a_repeat_import_says_how_many_messages_it_had_already_seen(
+    client: TestClient, tmp_path: Path
+) -> None:
+    org = make_org(client, domains=("enron.com",), timezone="America/Chicago")
+    org.user("phillip.allen@enron.com")
+    part = first_messages(ENRON / "inbox.mbox", 20, tmp_path / "part.mbox")
+    runner = CliRunner()
+    user = ["import", "mbox", "--user", "phillip.allen@enron.com"]
+    assert runner.invoke(cli, [*user, str(part)]).exit_code == 0
+    whole = runner.invoke(cli, [*user, str(ENRON / "inbox.mbox")])
+    assert whole.exit_code == 0, whole.output
+    summary = next(line for line in whole.output.splitlines() if line.startswith("66 messages"))
+    assert summary.startswith("66 messages: ") and ", 20 already seen; " in summary
+
+
+def test_an_import_that_concerns_nobody_says_so(client: TestClient) -> None:
+    """Phillip Allen's mailbox imported for Ana: no message is from or to her."""
+    org = make_org(client, domains=("acme.example",))
+    org.user("ana@acme.example", aliases=["a.silva@acme.example"])
+    result = CliRunner().invoke(
+        cli, ["import", "mbox", "--user", "ana@acme.example", str(ENRON / "inbox.mbox")]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "0 of 66 messages are from or to a.silva@acme.example or ana@acme.example (the user's "
+        "address and aliases): check --user and the files"
+    ) in " ".join(result.output.split())
+    # Phillip's own addresses, the ones to give as --user or aliases
+    assert "the addresses most often in them: k..allen@enron.com (" in result.output
 
 
 def test_import_for_an_unknown_user_says_so(client: TestClient) -> None:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from app import security
 from app.cli import cli
 from app.config import settings
-from app.connections import service as connections
+from app.connections import leases as connections
 from app.db import Database, session_scope
 from app.models import ApiKey, Connection, ConnectionStatus, utcnow
 from app.sync import runner

@@ -11,11 +11,10 @@ from app.activities import schemas, service
 from app.deps import CurrentUser, SessionDep
 from app.models import ActivityType, Organization
 from app.pagination import Page, PageParams, decode_cursor, page_params
-from app.timeparams import parse_bound
+from app.schemas import id_query
+from app.timeparams import End, Start, parse_bound
 
 router = APIRouter(tags=["activities"])
-
-_BOUND = "an ISO datetime with offset, or a date (YYYY-MM-DD) in the organization's zone"
 
 
 @router.get(
@@ -31,13 +30,15 @@ def list_activities(
     session: SessionDep,
     caller: CurrentUser,
     paging: Annotated[PageParams, Depends(page_params)],
-    user_id: Annotated[int | None, Query()] = None,
-    team_id: Annotated[int | None, Query()] = None,
+    user_id: Annotated[int | None, id_query("a user's activities")] = None,
+    team_id: Annotated[
+        int | None, id_query("a team's members' activities (with user_id: that member's)")
+    ] = None,
     type: Annotated[ActivityType | None, Query()] = None,
-    contact_id: Annotated[int | None, Query()] = None,
-    company_id: Annotated[int | None, Query()] = None,
-    start: Annotated[str | None, Query(description=f"from: {_BOUND}")] = None,
-    end: Annotated[str | None, Query(description=f"until (inclusive date): {_BOUND}")] = None,
+    contact_id: Annotated[int | None, id_query("activities with this contact")] = None,
+    company_id: Annotated[int | None, id_query("activities with this company")] = None,
+    start: Start = None,
+    end: End = None,
 ) -> Page[schemas.ActivityRead]:
     tz = ZoneInfo(session.get_one(Organization, caller.org_id).timezone)
     criteria = service.ActivityFilter(

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
+from app import ratelimit
 from app.calls import schemas, service
 from app.calls.signatures import BadSignature, check_generic, check_twilio
 from app.deps import SessionDep
@@ -18,6 +19,10 @@ from app.models import Organization
 router = APIRouter(tags=["telephony"])
 
 MAX_ID = 2**63 - 1
+# Failures only (a bad signature, an unknown organization): phone systems call every
+# organization's webhooks from shared addresses, so one organization's stale secret must not
+# slow the others' signed calls.
+OpenLimit = Depends(ratelimit.open_endpoint(401))
 OrgParam = Annotated[int, Query(ge=1, le=MAX_ID, description="the organization's id (GET /org)")]
 _NO_SECRET = "unknown organization, or it has no secret for this webhook"
 
@@ -62,6 +67,7 @@ def _signed_generic(
 @router.post(
     "/calls/webhook/generic",
     summary="Record a finished call from any phone system (signed JSON; see docs/telephony.md)",
+    dependencies=[OpenLimit],
 )
 def generic_webhook(
     call: schemas.GenericCall,
@@ -92,6 +98,7 @@ def _candidate_urls(request: Request) -> list[str]:
     summary="Record a finished call from a Twilio voice status callback (form-encoded, signed)",
     description="The body is Twilio's application/x-www-form-urlencoded status callback; the "
     "X-Twilio-Signature header is checked with the organization's Twilio auth token.",
+    dependencies=[OpenLimit],
 )
 def twilio_webhook(
     request: Request,

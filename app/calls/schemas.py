@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas import LINE_PATTERN, NAME_PATTERN, Moment
 
 CallStatus = Literal["completed", "no-answer", "busy", "failed", "canceled"]
 
@@ -14,15 +16,25 @@ class GenericCall(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    id: str = Field(min_length=1, max_length=256, description="the phone system's call id")
+    id: str = Field(
+        min_length=1,
+        max_length=256,
+        pattern=NAME_PATTERN,
+        description="the phone system's call id",
+    )
     direction: Literal["outbound", "inbound"]
-    from_: str = Field(alias="from", min_length=1, max_length=64, examples=["+32470123456"])
-    to: str = Field(min_length=1, max_length=64, examples=["+3225551234"])
-    started_at: AwareDatetime = Field(description="ISO 8601 with offset")
+    from_: str = Field(
+        alias="from", min_length=1, max_length=64, pattern=NAME_PATTERN, examples=["+32470123456"]
+    )
+    to: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN, examples=["+3225551234"])
+    started_at: Moment = Field(description="ISO 8601 with offset")
     duration_seconds: int = Field(ge=0, le=7 * 86400)
     status: CallStatus
     user_email: str | None = Field(
-        None, max_length=320, description="the rep's address, when the number is not theirs"
+        None,
+        max_length=320,
+        pattern=LINE_PATTERN,
+        description="the rep's address, when the number is not theirs",
     )
 
 

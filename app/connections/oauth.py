@@ -19,8 +19,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.access import require_role, visible_user
+from app.connections import service
 from app.errors import BadRequest
-from app.models import Connection, ConnectionStatus, OAuthFlow, Role, User, utcnow
+from app.models import Connection, OAuthFlow, Role, User
 from app.security import SecretUnreadable, decrypt_secret, encrypt_secret
 
 FLOW_TTL = timedelta(minutes=15)
@@ -122,9 +123,8 @@ def connect(
         session.add(connection)
     connection.config = {**(connection.config or {}), **config, "account": account}
     connection.secret = encrypt_secret(secret)
-    connection.status = ConnectionStatus.pending
-    connection.last_error = None
-    connection.failures = 0
-    connection.next_sync_at = utcnow()
+    # a run under way holds the old tokens: stopped, or it could write a rotated one over
+    # the new consent's secret
+    service.requeue(connection)
     session.flush()
     return connection

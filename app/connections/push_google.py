@@ -24,10 +24,11 @@ import json
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
+from app import ratelimit
 from app.config import settings
 from app.connections import push_tokens, service
 from app.deps import SessionDep
@@ -77,6 +78,10 @@ class PubSubPush(BaseModel):
 @router.post(
     GMAIL_PATH,
     summary="Gmail push (Cloud Pub/Sub push subscription): marks the mailbox's sync due",
+    description="A wrong token counts against the client's address; an address over its "
+    "limit is answered 429 before the token is compared (the operator chose it).",
+    # the token is the operator's choice and may be short: brake before comparing
+    dependencies=[Depends(ratelimit.open_endpoint(403, ahead=True))],
     status_code=204,
     response_class=Response,
     responses={
@@ -113,6 +118,9 @@ def gmail_push(
 @router.post(
     CALENDAR_PATH,
     summary="Google Calendar push (events.watch channel): marks the calendar's sync due",
+    description="A channel token that does not verify counts against the client's address; "
+    "too many answer 429.",
+    dependencies=[Depends(ratelimit.open_endpoint(403))],
     status_code=204,
     response_class=Response,
     responses={

@@ -21,11 +21,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from app import ratelimit
 from app.config import settings
 from app.connections import push_tokens, service
 from app.deps import SessionDep
@@ -76,6 +77,10 @@ _NONE = Notifications()  # the validation handshake comes without a body
 @router.post(
     PATH,
     summary="Microsoft Graph change notifications (validation handshake, changes, lifecycle)",
+    description="A request with no verifying clientState counts against the client's "
+    "address; too many answer 429.",
+    # failures only: Graph sends every tenant's notifications from shared addresses
+    dependencies=[Depends(ratelimit.open_endpoint(403))],
     response_class=Response,
     responses={
         200: {

@@ -3,34 +3,71 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from app.connections import schemas, service
 from app.deps import CurrentUser, SessionDep
 from app.errors import BadRequest, Unprocessable
 from app.pagination import Page, PageParams, decode_cursor, page_by_id, page_params, read_id
 from app.providers import not_made_by_the_api
+from app.schemas import ErrorBody
+from app.sync.registry import BlockedAddress, check_reachable
 
-router = APIRouter(tags=["connections"])
+router = APIRouter(
+    tags=["connections"],
+    responses={
+        503: {
+            "model": ErrorBody,
+            "description": "The database could not do it now (a sync held the connection "
+            "past the lock timeout, a statement ran past the statement timeout); retry after "
+            "the Retry-After header's seconds",
+        }
+    },
+)
+
+_MOVED: dict[int | str, dict[str, Any]] = {
+    422: {
+        "model": ErrorBody,
+        "description": "Invalid settings; or they change where the credentials are sent "
+        "(host, port, security, username; url) without giving the password again",
+    }
+}
 
 
 def _validated(provider: str, config: dict[str, Any], *, partial: bool) -> dict[str, Any]:
     refusal = not_made_by_the_api(provider)
     if refusal is not None:
         raise BadRequest(refusal)
-    models: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
-        "imap": (schemas.ImapConfig, schemas.ImapConfigUpdate),
-        "caldav": (schemas.CaldavConfig, schemas.CaldavConfigUpdate),
-    }
-    model = models[provider][1 if partial else 0]
+    model = schemas.CONFIG_MODELS[provider][1 if partial else 0]
     try:
         return schemas.plain_config(model.model_validate(config))
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise Unprocessable(f"config.{where}: {first['msg']}") from None
+
+
+def _guard(provider: str, config: dict[str, Any]) -> None:
+    """Refuse, when the settings are saved, a server this instance never connects to (a
+    loopback or private address not in allowed_private_hosts); connectors check again when
+    they connect. A name that does not resolve now is saved: the sync will say so."""
+    if provider == "imap":
+        host, port = str(config["host"]), int(config.get("port") or 993)
+    else:
+        url = urlsplit(str(config["url"]))
+        try:
+            host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+        except ValueError:
+            raise Unprocessable("config.url: the port is not a number from 0 to 65535") from None
+    try:
+        check_reachable(host, port)
+    except BlockedAddress as error:
+        raise Unprocessable(f"config: {error}") from None
+    except (OSError, UnicodeError):
+        return
 
 
 @router.post(
@@ -42,6 +79,7 @@ def create_connection(
     data: schemas.ConnectionCreate, session: SessionDep, caller: CurrentUser
 ) -> schemas.ConnectionRead:
     config = _validated(data.provider, data.config, partial=False)
+    _guard(data.provider, config)
     connection = service.create(
         session, caller, user_id=data.user_id, provider=data.provider, config=config
     )
@@ -75,12 +113,20 @@ def read_connection(
 @router.patch(
     "/connections/{connection_id}",
     summary="Change settings or credentials (reconnect); a sync is queued at once",
+    description="Settings are merged over the stored ones. A run under way stops at its next "
+    "page and the queued one starts with the new settings. Changing where the credentials "
+    "are sent (IMAP host, port, security or username; CalDAV url or username) needs the "
+    "password in the same call, else 422: a stored password is only ever sent to the "
+    "server and account it was given for. Such a change also starts the sync afresh.",
+    responses=_MOVED,
 )
 def update_connection(
     connection_id: int, data: schemas.ConnectionUpdate, session: SessionDep, caller: CurrentUser
 ) -> schemas.ConnectionRead:
-    provider = service.get(session, caller, connection_id).provider
-    config = _validated(provider, data.config, partial=True)
+    stored = service.get(session, caller, connection_id)
+    config = _validated(stored.provider, data.config, partial=True)
+    if service.moved_endpoint(stored.provider, stored.config, config):
+        _guard(stored.provider, {**stored.config, **config})
     return schemas.ConnectionRead.of(service.update_config(session, caller, connection_id, config))
 
 

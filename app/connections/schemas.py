@@ -3,72 +3,119 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from app.models import Connection, ConnectionStatus
+from app.models import Connection, ConnectionStatus, utcnow
 
 Provider = Literal["imap", "caldav", "gmail", "google_calendar", "microsoft", "import"]
+
+# What one connection may ask for. A sync reads each folder or calendar it names every run,
+# and says so in the logs when one is missing: 100 is far above any real mailbox's need
+MAX_NAMES = 100
+# one IMAP folder name or CalDAV calendar name or path
+Name = Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# a host name or IP address (IPv6 with or without brackets): no spaces or control characters
+Host = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._:\[\]%-]+$")]
+# a login: any printable text
+Login = Annotated[str, Field(min_length=1, max_length=320, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Url = Annotated[
+    str, Field(min_length=1, max_length=2000, pattern=r"^https?://[^\s\x00-\x1f\x7f]+$")
+]
+Password = Annotated[SecretStr, Field(max_length=1000)]
 
 
 class ImapConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    host: str = Field(min_length=1, max_length=255)
+    host: Host
     port: int = Field(993, ge=1, le=65535)
-    username: str = Field(min_length=1, max_length=320)
-    password: SecretStr = Field(description="write-only: stored encrypted, never returned")
+    username: Login
+    password: Password = Field(description="write-only: stored encrypted, never returned")
     security: Literal["ssl", "starttls", "none"] = "ssl"
-    folders: list[str] | None = Field(
-        None, description="default: the inbox and the sent folder, found by SPECIAL-USE"
+    folders: list[Name] | None = Field(
+        None,
+        max_length=MAX_NAMES,
+        description="default: the inbox and the sent folder, found by SPECIAL-USE",
     )
+
+
+_MOVES = (
+    "changing it sends the credentials elsewhere: the password must be given again "
+    "(else 422), and the sync starts afresh"
+)
 
 
 class ImapConfigUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    host: str | None = Field(None, min_length=1, max_length=255)
-    port: int | None = Field(None, ge=1, le=65535)
-    username: str | None = Field(None, min_length=1, max_length=320)
-    password: SecretStr | None = None
-    security: Literal["ssl", "starttls", "none"] | None = None
-    folders: list[str] | None = None
+    host: Host | None = Field(None, description=_MOVES)
+    port: int | None = Field(None, ge=1, le=65535, description=_MOVES)
+    username: Login | None = Field(None, description=_MOVES)
+    password: Password | None = Field(None, description="write-only; required with a move")
+    security: Literal["ssl", "starttls", "none"] | None = Field(None, description=_MOVES)
+    folders: list[Name] | None = Field(None, max_length=MAX_NAMES)
 
 
 class CaldavConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(
-        min_length=1,
-        max_length=2000,
-        pattern=r"^https?://",
-        description="the server's CalDAV address (its root or the user's principal)",
-    )
-    username: str = Field(min_length=1, max_length=320)
-    password: SecretStr = Field(description="write-only: stored encrypted, never returned")
-    calendars: list[str] | None = Field(
-        None, description="calendar names or paths to sync; default: every event calendar"
+    url: Url = Field(description="the server's CalDAV address (its root or the user's principal)")
+    username: Login
+    password: Password = Field(description="write-only: stored encrypted, never returned")
+    calendars: list[Name] | None = Field(
+        None,
+        max_length=MAX_NAMES,
+        description="calendar names or paths to sync; default: every event calendar",
     )
 
 
 class CaldavConfigUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(None, min_length=1, max_length=2000, pattern=r"^https?://")
-    username: str | None = Field(None, min_length=1, max_length=320)
-    password: SecretStr | None = None
-    calendars: list[str] | None = None
+    url: Url | None = Field(None, description=_MOVES)
+    username: Login | None = Field(None, description=_MOVES)
+    password: Password | None = Field(None, description="write-only; required with a move")
+    calendars: list[Name] | None = Field(None, max_length=MAX_NAMES)
+
+
+# provider -> (the config of POST /connections, the config of PATCH /connections/{id})
+CONFIG_MODELS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
+    "imap": (ImapConfig, ImapConfigUpdate),
+    "caldav": (CaldavConfig, CaldavConfigUpdate),
+}
+
+
+def config_defaults(provider: str) -> dict[str, Any]:
+    """The values a connection of `provider` has for the fields its config left out."""
+    models = CONFIG_MODELS.get(provider)
+    if models is None:
+        return {}
+    fields = models[0].model_fields.items()
+    return {n: f.default for n, f in fields if not f.is_required() and f.default is not None}
+
+
+def _one_of(which: int) -> dict[str, Any]:
+    """The configs of the providers made through the API, for the OpenAPI document (each
+    is validated against its provider's model by the route)."""
+    return {"anyOf": [models[which].model_json_schema() for models in CONFIG_MODELS.values()]}
 
 
 class ConnectionCreate(BaseModel):
     user_id: int
     provider: Provider
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="the provider's settings", json_schema_extra=_one_of(0)
+    )
 
 
 class ConnectionUpdate(BaseModel):
-    config: dict[str, Any]
+    config: dict[str, Any] = Field(
+        description="settings to change, merged over the stored ones; changing where the "
+        "credentials are sent needs them again",
+        json_schema_extra=_one_of(1),
+    )
 
 
 class Stats(BaseModel):
@@ -84,23 +131,37 @@ class ConnectionRead(BaseModel):
     id: int
     user_id: int
     provider: str
-    status: ConnectionStatus
-    last_synced_at: datetime | None
-    last_error: str | None
-    next_sync_at: datetime | None
+    status: ConnectionStatus = Field(
+        description="what is happening now: `syncing` while a worker holds the connection "
+        "(`last_error` then still tells how the previous run ended), `pending` when a run is "
+        "queued, or when a worker stopped mid-run and another one takes it over"
+    )
+    syncing_since: datetime | None = Field(description="when the run under way began")
+    last_synced_at: datetime | None = Field(description="when the last run ended well")
+    last_error: str | None = Field(
+        description="why the last run that ended did not end well (kept during the next run)"
+    )
+    last_error_at: datetime | None = Field(description="when that run ended")
+    next_sync_at: datetime | None = Field(
+        description="when the next run is due; while syncing, when the lease ends"
+    )
     config: dict[str, Any] = Field(description="settings without any secret")
     stats: Stats
     created_at: datetime
 
     @classmethod
     def of(cls, connection: Connection) -> ConnectionRead:
+        status = current_status(connection, now=utcnow())
+        syncing = status == ConnectionStatus.syncing
         return cls(
             id=connection.id,
             user_id=connection.user_id,
             provider=connection.provider,
-            status=ConnectionStatus(connection.status),
+            status=status,
+            syncing_since=connection.sync_started_at if syncing else None,
             last_synced_at=connection.last_synced_at,
             last_error=connection.last_error,
+            last_error_at=connection.last_error_at if connection.last_error else None,
             next_sync_at=connection.next_sync_at,
             config=connection.config,
             stats=Stats(
@@ -119,3 +180,13 @@ def plain_config(model: BaseModel) -> dict[str, Any]:
     """The config as stored: secrets unwrapped (they are split off and encrypted next)."""
     data = model.model_dump(exclude_unset=True)
     return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in data.items()}
+
+
+def current_status(connection: Connection, *, now: datetime) -> ConnectionStatus:
+    """What is happening now: `syncing` while a lease holds; `pending` once a lease ended
+    without its worker reporting back (a crashed or stopped worker: it is taken over)."""
+    if connection.lease_owner is not None and connection.lease_until is not None:
+        return (
+            ConnectionStatus.syncing if connection.lease_until > now else ConnectionStatus.pending
+        )
+    return ConnectionStatus(connection.status)

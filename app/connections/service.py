@@ -1,20 +1,23 @@
-"""Connections: create, read, secrets (encrypted, write-only), claims, and sync outcomes."""
+"""Connections: create, read, change, queue a sync, delete and purge; secrets (encrypted,
+write-only). A worker's leases and the outcomes of its runs are in leases.py."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, select, update
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app import providers
-from app.access import require_role, visible_user, visible_user_ids
+from app.access import require_active, require_role, visible_user, visible_user_ids
 from app.config import settings
-from app.errors import Forbidden, NotFound
+from app.connections.leases import release
+from app.connections.schemas import config_defaults
+from app.dbtimeouts import allow_statements, lock_refused, lock_wait
+from app.errors import Forbidden, NotFound, Unprocessable
 from app.models import (
     Activity,
     Connection,
@@ -25,15 +28,7 @@ from app.models import (
     User,
     utcnow,
 )
-from app.security import SecretUnreadable, decrypt_secret, encrypt_secret
-from connectors.base import AuthExpired, ConnectorError, CursorExpired, RateLimited
-
-
-@dataclass(frozen=True)
-class Lease:
-    connection_id: int
-    owner: str
-    epoch: int
+from app.security import decrypt_secret, encrypt_secret
 
 
 def split_secret(provider: str, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -50,6 +45,7 @@ def create(
     if user_id != caller.id:
         require_role(caller, Role.admin)
     owner = visible_user(session, caller, user_id)
+    require_active(owner)
     public, secret = split_secret(provider, config)
     connection = Connection(
         org_id=owner.org_id,
@@ -89,22 +85,78 @@ def list_for(
     return session.scalars(query.limit(limit)).all()
 
 
+def _locked(
+    session: Session, connection: Connection, *, wait: float, delete: bool = False
+) -> Connection:
+    """The connection's row, locked for this request's write and read afresh, without
+    queueing behind a sync: a worker's page holds the row with KEY SHARE (what its rows'
+    foreign keys take) until its last statements, and FOR NO KEY UPDATE does not wait for
+    that; a delete must (FOR UPDATE). Waiting longer than `wait` seconds means a worker
+    stopped while it held the row: 503 with Retry-After (app/dbtimeouts.py)."""
+    query = (
+        select(Connection)
+        .where(Connection.id == connection.id)
+        .with_for_update(key_share=not delete)
+        .execution_options(populate_existing=True)
+    )
+    with lock_wait(session, wait):
+        locked = session.scalars(query).one_or_none()
+    if locked is None:
+        raise NotFound(f"connection {connection.id} not found")
+    return locked
+
+
+def moved_endpoint(provider: str, stored: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """The endpoint fields (providers.endpoint_fields) `given` changes, defaults counted."""
+    before = {**config_defaults(provider), **stored}
+    return [
+        f for f in providers.endpoint_fields(provider) if f in given and given[f] != before.get(f)
+    ]
+
+
 def update_config(
     session: Session, caller: User, connection_id: int, config: dict[str, Any]
 ) -> Connection:
-    """Change settings or credentials (a reconnect): merged over the old ones, synced at once."""
+    """Change settings or credentials (a reconnect): merged over the old ones, synced at once.
+
+    A stored secret is only ever sent to the endpoint it was given for: changing where it
+    goes (providers.endpoint_fields) needs every secret field again, and replaces the
+    secret and the cursors (they belong to the old server or account)."""
     connection = get(session, caller, connection_id)
     if connection.user_id != caller.id and caller.role != Role.admin:
         raise Forbidden("only the owner or an admin may change a connection")
+    require_active(session.get_one(User, connection.user_id))
+    # the API's lock timeout: changes queue behind each other's commits, not behind a sync
+    connection = _locked(session, connection, wait=settings.db_lock_timeout_seconds)
     public, secret = split_secret(connection.provider, config)
-    connection.config = {**connection.config, **public}
-    if secret:
+    moved = moved_endpoint(connection.provider, connection.config, public)
+    missing = [f for f in providers.secret_fields(connection.provider) if f not in secret]
+    if moved and missing:
+        raise Unprocessable(
+            f"config: changing {', '.join(moved)} needs the {' and '.join(missing)} again: "
+            "stored credentials are only ever sent to the server and account they were "
+            "given for"
+        )
+    if moved:
+        connection.secret = encrypt_secret(secret)
+        connection.cursors = {}
+    elif secret:
         merge_secret(connection, secret)
+    connection.config = {**connection.config, **public}
+    requeue(connection)
+    return connection
+
+
+def requeue(connection: Connection) -> None:
+    """New settings or credentials: a run with them is due now, and a run under way (it read
+    the old ones) is stopped: its next lease check fails, so none of its writes lands."""
     connection.status = ConnectionStatus.pending
     connection.last_error = None
     connection.failures = 0
     connection.next_sync_at = utcnow()
-    return connection
+    if connection.lease_owner is not None:
+        connection.lease_epoch += 1
+        release(connection)
 
 
 def push_due(connection: Connection, *, now: datetime) -> bool:
@@ -121,11 +173,28 @@ def push_due(connection: Connection, *, now: datetime) -> bool:
     return True
 
 
+def _queued(connection: Connection, now: datetime) -> bool:
+    waiting = connection.status in (ConnectionStatus.needs_reconnect, ConnectionStatus.error)
+    return not waiting and connection.next_sync_at is not None and connection.next_sync_at <= now
+
+
 def request_sync(session: Session, caller: User, connection_id: int) -> Connection:
+    """Due now; during a run, the next run starts right after it (record_success keeps it)."""
     connection = get(session, caller, connection_id)
-    connection.next_sync_at = utcnow()
-    if connection.status in (ConnectionStatus.needs_reconnect, ConnectionStatus.error):
-        connection.status = ConnectionStatus.pending
+    require_active(session.get_one(User, connection.user_id))
+    if _queued(connection, utcnow()):
+        return connection  # already due: nothing to write, no row to wait for
+    try:
+        with session.begin_nested():  # a lock not granted in time undoes only this
+            connection = _locked(session, connection, wait=settings.db_connection_lock_seconds)
+            connection.next_sync_at = utcnow()
+            if connection.status in (ConnectionStatus.needs_reconnect, ConnectionStatus.error):
+                connection.status = ConnectionStatus.pending
+    except OperationalError as error:
+        session.refresh(connection)
+        if not lock_refused(error) or not _queued(connection, utcnow()):
+            raise
+        # another request held the row, and queued a run meanwhile (a settings change does)
     return connection
 
 
@@ -133,7 +202,9 @@ def remove(session: Session, caller: User, connection_id: int, *, purge: bool) -
     connection = get(session, caller, connection_id)
     if connection.user_id != caller.id and caller.role != Role.admin:
         raise Forbidden("only the owner or an admin may delete a connection")
-    if purge:
+    connection = _locked(session, connection, wait=settings.db_lock_timeout_seconds, delete=True)
+    if purge:  # as much as a worker writes: the worker's statement timeout
+        allow_statements(session, settings.db_worker_statement_timeout_seconds)
         _purge(session, connection)
     session.delete(connection)
 
@@ -172,120 +243,24 @@ def merge_secret(connection: Connection, fresh: dict[str, Any]) -> None:
 
 
 # --- claims and outcomes (the worker's side) ---------------------------------------------
-
-
-def claim_due(session: Session, *, owner: str, limit: int, now: datetime) -> list[Lease]:
-    """Lease up to `limit` due connections to `owner`: one worker per connection at a time.
-
-    PostgreSQL skips rows another worker is claiming (FOR UPDATE SKIP LOCKED); SQLite has
-    one writer at a time, so the single UPDATE … RETURNING is atomic there too.
-    """
-
-    due = (
-        select(Connection.id)
-        .where(
-            Connection.next_sync_at <= now,
-            Connection.provider.in_(providers.SCHEDULED),
-            Connection.status != ConnectionStatus.needs_reconnect,
-            or_(Connection.lease_until.is_(None), Connection.lease_until < now),
-        )
-        .order_by(Connection.next_sync_at)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    lease_until = now + timedelta(seconds=settings.sync_lease_seconds)
-    rows = session.execute(
+#
+def stop_for_user(session: Session, user_id: int) -> int:
+    """A deactivated user's connections never sync again (app/users/lifecycle.py): secrets
+    erased, never due (claim_due wants a next_sync_at and skips needs_reconnect, push_due
+    skips it too), and the lease's owner and epoch changed, so a worker syncing one right now
+    fails its next lease check and writes nothing more. How many were stopped."""
+    result = session.execute(
         update(Connection)
-        .where(Connection.id.in_(due.scalar_subquery()))
+        .where(Connection.user_id == user_id)
         .values(
-            lease_owner=owner,
-            lease_until=lease_until,
+            secret=None,
+            status=ConnectionStatus.needs_reconnect,
+            next_sync_at=None,
+            last_error="Stopped for good: the user was deactivated",
+            lease_owner=None,
+            lease_until=None,
             lease_epoch=Connection.lease_epoch + 1,
-            status=ConnectionStatus.syncing,
-            # due again when the lease ends: a worker that dies mid-run is replaced then
-            next_sync_at=lease_until,
         )
-        .returning(Connection.id, Connection.lease_epoch)
         .execution_options(synchronize_session=False)
-    ).all()
-    return [Lease(connection_id, owner, epoch) for connection_id, epoch in rows]
-
-
-class LeaseLost(Exception):
-    """Another worker holds this connection now: stop without writing anything."""
-
-
-def leased(session: Session, lease: Lease, *, now: datetime) -> Connection:
-    """The connection, if `lease` still holds it (the fencing check before every write)."""
-    connection = session.scalar(
-        select(Connection)
-        .where(
-            and_(
-                Connection.id == lease.connection_id,
-                Connection.lease_owner == lease.owner,
-                Connection.lease_epoch == lease.epoch,
-            )
-        )
-        .with_for_update()
     )
-    if connection is None:
-        raise LeaseLost(f"connection {lease.connection_id} was taken over")
-    connection.lease_until = now + timedelta(seconds=settings.sync_lease_seconds)
-    return connection
-
-
-def _release(connection: Connection) -> None:
-    connection.lease_owner = None
-    connection.lease_until = None
-
-
-def backoff(failures: int) -> timedelta:
-    """Capped exponential backoff with full jitter."""
-    ceiling = min(settings.max_backoff_seconds, 30 * 2 ** min(failures, 16))
-    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
-
-
-def record_success(connection: Connection, *, now: datetime) -> None:
-    connection.status = ConnectionStatus.idle
-    connection.last_synced_at = now
-    connection.last_error = None
-    connection.failures = 0
-    # a sync requested while this one ran moved next_sync_at back to its request time: keep it
-    requested = connection.next_sync_at is not None and connection.next_sync_at <= now
-    if not requested:
-        connection.next_sync_at = now + timedelta(seconds=settings.sync_interval_seconds)
-    _release(connection)
-
-
-def record_failure(
-    connection: Connection, error: Exception, *, cursor_key: str | None, now: datetime
-) -> None:
-    """The one place where errors become state."""
-    match error:
-        case AuthExpired() | SecretUnreadable():
-            connection.status = ConnectionStatus.needs_reconnect
-            connection.next_sync_at = None  # waits for new credentials or a manual sync
-        case CursorExpired():
-            connection.cursors = {k: v for k, v in connection.cursors.items() if k != cursor_key}
-            connection.status = ConnectionStatus.error
-            connection.next_sync_at = now
-        case RateLimited(retry_after=seconds):
-            connection.status = ConnectionStatus.idle
-            connection.next_sync_at = now + timedelta(seconds=max(seconds, 1))
-        case _:
-            connection.status = ConnectionStatus.error
-            connection.failures += 1
-            connection.next_sync_at = now + backoff(connection.failures)
-    connection.last_error = describe(error)
-    _release(connection)
-
-
-def describe(error: Exception) -> str:
-    if isinstance(error, AuthExpired):
-        return f"Reconnect needed: {error}"
-    if isinstance(error, SecretUnreadable):
-        return "Reconnect needed: the stored credentials cannot be decrypted with the current keys"
-    if isinstance(error, ConnectorError):
-        return str(error)
-    return f"Internal error while syncing ({type(error).__name__}); it will be retried"
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from sqlalchemy.orm import Session
 
 from app.contacts import queries, schemas
@@ -13,6 +13,7 @@ from app.deps import CurrentUser, SessionDep
 from app.errors import NotFound
 from app.models import Company, Contact
 from app.pagination import Page, PageParams, decode_cursor, page_by_id, page_params, read_id
+from app.schemas import id_query, text_query
 
 router = APIRouter(tags=["contacts and companies"])
 
@@ -51,9 +52,9 @@ def list_contacts(
     session: SessionDep,
     caller: CurrentUser,
     paging: Annotated[PageParams, Depends(page_params)],
-    email: Annotated[str | None, Query(max_length=320)] = None,
-    company_id: Annotated[int | None, Query()] = None,
-    q: Annotated[str | None, Query(max_length=200, description="in name or address")] = None,
+    email: Annotated[str | None, text_query(320, "the contact's address, exactly")] = None,
+    company_id: Annotated[int | None, id_query("contacts of this company")] = None,
+    q: Annotated[str | None, text_query(200, "in name or address")] = None,
 ) -> Page[schemas.ContactRead]:
     rows = queries.list_contacts(
         session,
@@ -88,8 +89,8 @@ def list_companies(
     session: SessionDep,
     caller: CurrentUser,
     paging: Annotated[PageParams, Depends(page_params)],
-    domain: Annotated[str | None, Query(max_length=255)] = None,
-    q: Annotated[str | None, Query(max_length=200, description="in name or domain")] = None,
+    domain: Annotated[str | None, text_query(255, "the company's domain, exactly")] = None,
+    q: Annotated[str | None, text_query(200, "in name or domain")] = None,
 ) -> Page[schemas.CompanyRead]:
     rows = queries.list_companies(
         session,

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+from app.schemas import LINE_PATTERN, NAME_PATTERN
+
+ContactName = Annotated[
+    str, Field(min_length=1, max_length=255, pattern=NAME_PATTERN), AfterValidator(str.strip)
+]
+Title = Annotated[str, Field(max_length=255, pattern=LINE_PATTERN), AfterValidator(str.strip)]
+Phone = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN), AfterValidator(str.strip)
+]
 
 
 class ContactRead(BaseModel):
@@ -21,9 +32,9 @@ class ContactRead(BaseModel):
 class ContactUpdate(BaseModel):
     """Fields a person sets; inference never overwrites them afterwards."""
 
-    name: str | None = Field(None, min_length=1, max_length=255)
-    title: str | None = Field(None, max_length=255)
-    phones: list[str] | None = Field(None, max_length=10)
+    name: ContactName | None = Field(None, description="null clears it")
+    title: Title | None = Field(None, description="null clears it")
+    phones: list[Phone] | None = Field(None, max_length=10, description="null clears them")
 
 
 class CompanyRead(BaseModel):

@@ -12,7 +12,7 @@ from app.deals import history, pipeline, queries, rates, schemas, service
 from app.deps import CurrentUser, SessionDep
 from app.models import DealStatus
 from app.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params, read_id
-from app.schemas import CONFLICT_ERROR
+from app.schemas import CONFLICT_ERROR, id_query, text_query
 
 router = APIRouter(tags=["deals"])
 
@@ -34,11 +34,13 @@ def list_deals(
     session: SessionDep,
     caller: CurrentUser,
     paging: Annotated[PageParams, Depends(page_params)],
-    owner_id: Annotated[int | None, Query()] = None,
-    team_id: Annotated[int | None, Query()] = None,
+    owner_id: Annotated[int | None, id_query("deals of this owner")] = None,
+    team_id: Annotated[
+        int | None, id_query("deals of the team's members (with owner_id: that member's)")
+    ] = None,
     status: Annotated[DealStatus | None, Query()] = None,
-    stage: Annotated[str | None, Query(max_length=100)] = None,
-    company_id: Annotated[int | None, Query()] = None,
+    stage: Annotated[str | None, text_query(100, "deals in this stage")] = None,
+    company_id: Annotated[int | None, id_query("deals with this company")] = None,
 ) -> Page[schemas.DealRead]:
     criteria = queries.DealFilter(
         owner_id=owner_id, team_id=team_id, status=status, stage=stage, company_id=company_id

@@ -13,15 +13,25 @@ from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
+    ConfigDict,
     Field,
     PlainSerializer,
+    WithJsonSchema,
     model_validator,
 )
 
 from app.deals.currency import CENT, ISO_4217
 from app.models import DealStatus
+from app.schemas import (
+    LINE_PATTERN,
+    NAME_PATTERN,
+    Day,
+    Id,
+    Moment,
+    decimal_schema,
+    decimal_text,
+)
 
 MONEY_LIMIT = Decimal(10**13)
 MAX_STAGES = 50
@@ -51,47 +61,86 @@ def _fifteen_digits(value: Decimal) -> Decimal:
 
 
 def _stage_name(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("a stage name may not be blank")
-    return value
+    return value.strip()  # the pattern already refused a blank one
 
 
+# A decimal string as the OpenAPI states it: no sign, no exponent, no leading zero.
+_MONEY_TEXT = r"^(?:0|[1-9][0-9]{0,12})(?:\.[0-9]{1,2})?$"
+# above 0: a whole part from 1, or 0 and a fraction with a non-zero digit among its 10
+_RATE_TEXT = (
+    r"^(?:[1-9][0-9]{0,12}(?:\.[0-9]{1,10})?|0\.(?:"
+    + "|".join(f"0{{{k}}}[1-9][0-9]{{0,{9 - k}}}" for k in range(10))
+    + r"))$"
+)
+_PROBABILITY_TEXT = r"^(?:0(?:\.[0-9]{1,4})?|1(?:\.0{1,4})?)$"
+
+
+_MONEY_DOC = "an amount from 0 to under 10^13 with at most 2 decimal places"
+_PROBABILITY_DOC = "0 to 1, at most 4 decimal places"
+_RATE_DOC = "above 0 and under 10^13, at most 10 decimal places and 15 significant digits"
 Money = Annotated[
     Decimal,
+    decimal_text(_MONEY_TEXT, _MONEY_DOC),
     Field(ge=0, lt=MONEY_LIMIT, decimal_places=2, allow_inf_nan=False),
     AfterValidator(_cents),
+    decimal_schema(
+        {"minimum": 0, "exclusiveMaximum": 10**13, "multipleOf": 0.01},
+        _MONEY_TEXT,
+        _MONEY_DOC,
+    ),
 ]
 MoneyOut = Annotated[Decimal, PlainSerializer(json_number, return_type=float, when_used="json")]
 Currency = Annotated[
-    str, Field(min_length=3, max_length=3, examples=["EUR"]), AfterValidator(_currency)
+    str,
+    Field(min_length=3, max_length=3, examples=["EUR"]),
+    AfterValidator(_currency),
+    WithJsonSchema({"type": "string", "enum": sorted(ISO_4217), "examples": ["EUR"]}),
 ]
-StageName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_stage_name)]
-Probability = Annotated[Decimal, Field(ge=0, le=1, decimal_places=4, allow_inf_nan=False)]
+StageName = Annotated[
+    str,
+    Field(min_length=1, max_length=100, pattern=NAME_PATTERN),
+    AfterValidator(_stage_name),
+]
+Probability = Annotated[
+    Decimal,
+    decimal_text(_PROBABILITY_TEXT, _PROBABILITY_DOC),
+    Field(ge=0, le=1, decimal_places=4, allow_inf_nan=False),
+    decimal_schema(
+        {"minimum": 0, "maximum": 1, "multipleOf": 0.0001}, _PROBABILITY_TEXT, _PROBABILITY_DOC
+    ),
+]
 RateValue = Annotated[
     Decimal,
+    decimal_text(_RATE_TEXT, _RATE_DOC),
     Field(gt=0, lt=MONEY_LIMIT, decimal_places=10, allow_inf_nan=False),
     AfterValidator(_fifteen_digits),
+    decimal_schema(
+        {"exclusiveMinimum": 0, "exclusiveMaximum": 10**13, "multipleOf": 1e-10},
+        _RATE_TEXT,
+        _RATE_DOC,
+    ),
 ]
-ExternalId = Annotated[str, Field(min_length=1, max_length=255)]
-DealName = Annotated[str, Field(min_length=1, max_length=255)]
+ExternalId = Annotated[str, Field(min_length=1, max_length=255, pattern=LINE_PATTERN)]
+DealName = Annotated[
+    str, Field(min_length=1, max_length=255, pattern=NAME_PATTERN), AfterValidator(str.strip)
+]
 
 _CLOSED_AT = "won/lost only: when it closed (default: now); reopening clears it"
 
 
 class DealCreate(BaseModel):
     name: DealName
-    owner_id: int
-    company_id: int | None = None
-    contact_ids: list[int] = Field(default_factory=list, max_length=MAX_CONTACTS)
+    owner_id: Id
+    company_id: Id | None = None
+    contact_ids: list[Id] = Field(default_factory=list, max_length=MAX_CONTACTS)
     value: Money
     cost: Money | None = Field(None, description="missing: 0 (margin = value)")
     currency: Currency | None = Field(None, description="default: the organization's currency")
     stage: StageName | None = Field(None, description="a stage of the pipeline; open deals only")
     status: DealStatus = DealStatus.open
-    expected_close_date: date | None = None
-    created_at: AwareDatetime | None = Field(None, description="default: now")
-    closed_at: AwareDatetime | None = Field(None, description=_CLOSED_AT)
+    expected_close_date: Day | None = None
+    created_at: Moment | None = Field(None, description="default: now")
+    closed_at: Moment | None = Field(None, description=_CLOSED_AT)
     external_id: ExternalId | None = Field(
         None, description="its id in the system it came from; unique in the organization"
     )
@@ -101,21 +150,33 @@ class DealCreate(BaseModel):
 REQUIRED_FIELDS = ("name", "owner_id", "contact_ids", "value", "status", "created_at", "currency")
 
 
+def _no_null(schema: dict[str, Any]) -> None:
+    """The OpenAPI says which fields a PATCH may not set to null (they are not nullable)."""
+    for name in REQUIRED_FIELDS:
+        field = schema.get("properties", {}).get(name, {})
+        options = [o for o in field.get("anyOf", []) if o.get("type") != "null"]
+        if len(options) == 1:
+            field.pop("anyOf")
+            field.update(options[0])
+
+
 class DealUpdate(BaseModel):
     """Fields left out are unchanged; null clears one that may be empty."""
 
+    model_config = ConfigDict(json_schema_extra=_no_null)
+
     name: DealName | None = None
-    owner_id: int | None = None
-    company_id: int | None = None
-    contact_ids: list[int] | None = Field(None, max_length=MAX_CONTACTS)
+    owner_id: Id | None = None
+    company_id: Id | None = None
+    contact_ids: list[Id] | None = Field(None, max_length=MAX_CONTACTS)
     value: Money | None = None
     cost: Money | None = None
     currency: Currency | None = None
     stage: StageName | None = None
     status: DealStatus | None = None
-    expected_close_date: date | None = None
-    created_at: AwareDatetime | None = None
-    closed_at: AwareDatetime | None = Field(None, description=_CLOSED_AT)
+    expected_close_date: Day | None = None
+    created_at: Moment | None = None
+    closed_at: Moment | None = Field(None, description=_CLOSED_AT)
     external_id: ExternalId | None = None
 
     @model_validator(mode="after")
@@ -171,7 +232,15 @@ class PipelineRead(BaseModel):
     stages: list[StageRead]
 
 
+def _stage_keys(schema: dict[str, Any]) -> None:
+    names = schema.get("properties", {}).get("move", {}).get("propertyNames")
+    if isinstance(names, dict):
+        names["pattern"] = NAME_PATTERN  # pydantic leaves a key's pattern out
+
+
 class PipelineUpdate(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_stage_keys)
+
     stages: list[Stage] = Field(min_length=1, max_length=MAX_STAGES, description="in order")
     move: dict[StageName, StageName] = Field(
         default_factory=dict,
@@ -193,7 +262,7 @@ class PipelineUpdate(BaseModel):
 class RateIn(BaseModel):
     currency: Currency
     rate: RateValue = Field(description="one unit of currency in the organization's currency")
-    effective_from: date
+    effective_from: Day
 
 
 class RateRead(BaseModel):

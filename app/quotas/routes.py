@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
@@ -14,12 +13,17 @@ from app.metrics.periods import PeriodUnit
 from app.pagination import Page, PageParams, page_params
 from app.quotas import attainment as attainments
 from app.quotas import planning, schemas, service
-from app.schemas import CONFLICT_ERROR
+from app.schemas import CONFLICT_ERROR, ONE_SUBJECT_DOC, Day, id_query
 
 router = APIRouter(tags=["metrics and quotas"])
 
-UserId = Annotated[int | None, Query(description="a user; default: the caller")]
-TeamId = Annotated[int | None, Query(description="a team, instead of a user")]
+UserId = Annotated[
+    int | None,
+    id_query("a user; default: the caller. " + ONE_SUBJECT_DOC.format(other="team_id")),
+]
+TeamId = Annotated[
+    int | None, id_query("a team, instead of a user. " + ONE_SUBJECT_DOC.format(other="user_id"))
+]
 
 
 @router.get(
@@ -33,8 +37,11 @@ def metric_series(
     caller: CurrentUser,
     metric: Metric,
     period: PeriodUnit,
-    start: Annotated[date, Query(description="a day in the first period")],
-    end: Annotated[date, Query(description="a day in the last period")],
+    start: Annotated[Day, Query(description="a day in the first period")],
+    end: Annotated[
+        Day,
+        Query(description="a day in the last period; not before start, at most 1,000 periods on"),
+    ],
     user_id: UserId = None,
     team_id: TeamId = None,
 ) -> schemas.MetricSeries:
@@ -67,8 +74,8 @@ def list_quotas(
     session: SessionDep,
     caller: CurrentUser,
     page: Annotated[PageParams, Depends(page_params)],
-    user_id: Annotated[int | None, Query()] = None,
-    team_id: Annotated[int | None, Query()] = None,
+    user_id: Annotated[int | None, id_query("quotas of this user")] = None,
+    team_id: Annotated[int | None, id_query("quotas of this team")] = None,
 ) -> Page[schemas.QuotaRead]:
     return service.list_quotas(session, caller, user_id=user_id, team_id=team_id, page=page)
 
@@ -82,7 +89,7 @@ def attainment(
     session: SessionDep,
     caller: CurrentUser,
     day: Annotated[
-        date | None, Query(alias="date", description="default: today in the org's time zone")
+        Day | None, Query(alias="date", description="default: today in the org's time zone")
     ] = None,
     user_id: UserId = None,
     team_id: TeamId = None,
@@ -91,7 +98,7 @@ def attainment(
 
 
 DateParam = Annotated[
-    date | None, Query(alias="date", description="default: today in the org's time zone")
+    Day | None, Query(alias="date", description="default: today in the org's time zone")
 ]
 
 
@@ -104,7 +111,7 @@ DateParam = Annotated[
 def reconciliation(
     session: SessionDep,
     caller: CurrentUser,
-    team_id: int,
+    team_id: Annotated[int, id_query("the team")],
     metric: Metric,
     period: PeriodUnit,
     day: DateParam = None,

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from app.metrics.catalogue import Metric
 from app.metrics.periods import PeriodUnit
+from app.schemas import Day, Id, decimal_schema, decimal_text
 
 _PERIOD_END = "the last day included in the period"
 TARGET_LIMIT = Decimal(10**13)
@@ -24,10 +25,19 @@ def json_number(value: Decimal) -> int | float:
 
 
 Number = Annotated[Decimal, PlainSerializer(json_number, return_type=float, when_used="json")]
+# above 0, below 10^13; as a string without sign or exponent
+_TARGET_TEXT = r"^(?:[1-9][0-9]{0,12}(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)$"
+_TARGET_DOC = "above 0 and under 10^13; rounded to 4 decimal places"
 Target = Annotated[
     Decimal,
+    decimal_text(_TARGET_TEXT, _TARGET_DOC),
     Field(gt=0, lt=TARGET_LIMIT, allow_inf_nan=False),
     AfterValidator(lambda value: value.quantize(_TARGET_STEP)),
+    decimal_schema(
+        {"exclusiveMinimum": 0, "exclusiveMaximum": 10**13},
+        _TARGET_TEXT,
+        _TARGET_DOC,
+    ),
 ]
 
 
@@ -62,14 +72,35 @@ def _one_subject(user_id: int | None, team_id: int | None) -> None:
         raise ValueError("give user_id or team_id, not both")
 
 
+# The subject is a user or a team, never both: said in the schema as well as checked.
+_ONE_SUBJECT_DOC = "give exactly one of user_id and team_id (the other left out or null)"
+
+
+def _one_subject_schema(schema: dict[str, Any]) -> None:
+    for branch, other in (("user_id", "team_id"), ("team_id", "user_id")):
+        schema.setdefault("oneOf", []).append(
+            {
+                "required": [branch],
+                "properties": {branch: {"type": "integer"}, other: {"type": "null"}},
+            }
+        )
+
+
 class QuotaCreate(BaseModel):
+    """A target for one user or one team. Exactly one of `user_id` and `team_id` (the other
+    left out or null); `effective_to`, when given, is on or after `effective_from`."""
+
+    model_config = ConfigDict(json_schema_extra=_one_subject_schema)
+
     metric: Metric
     period: PeriodUnit
     target: Target
-    user_id: int | None = None
-    team_id: int | None = None
-    effective_from: date
-    effective_to: date | None = Field(None, description="the last day the quota applies")
+    user_id: Id | None = Field(None, description=_ONE_SUBJECT_DOC)
+    team_id: Id | None = Field(None, description=_ONE_SUBJECT_DOC)
+    effective_from: Day
+    effective_to: Day | None = Field(
+        None, description="the last day the quota applies; on or after effective_from"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -81,10 +112,24 @@ class QuotaCreate(BaseModel):
         return self
 
 
+def _target_and_start_not_null(schema: dict[str, Any]) -> None:
+    for name in ("target", "effective_from"):
+        field = schema.get("properties", {}).get(name, {})
+        options = [o for o in field.get("anyOf", []) if o.get("type") != "null"]
+        if len(options) == 1:
+            field.pop("anyOf")
+            field.update(options[0])
+
+
 class QuotaUpdate(BaseModel):
-    target: Target | None = None
-    effective_from: date | None = None
-    effective_to: date | None = Field(None, description="null: no end")
+    """Fields left out are unchanged. The resulting effective_to, when set, is on or after
+    the resulting effective_from."""
+
+    model_config = ConfigDict(json_schema_extra=_target_and_start_not_null)
+
+    target: Target | None = Field(None, description="may not be null")
+    effective_from: Day | None = Field(None, description="may not be null")
+    effective_to: Day | None = Field(None, description="null: no end")
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -11,18 +11,20 @@ from __future__ import annotations
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
+from app import ratelimit
 from app.config import settings
 from app.connections import oauth
 from app.connections.schemas import ConnectionRead
 from app.db import session_scope
 from app.deps import CurrentUser, SessionDep
-from app.errors import BadRequest, NotFound
+from app.errors import BadRequest, Conflict, NotFound
 from app.models import User, utcnow
 from app.providers import CONSENTS
+from app.schemas import ErrorBody
 from app.sync.registry import oauth_client
 from app.users import service as users
 from connectors.base import AuthExpired, ConnectorError
@@ -60,7 +62,10 @@ def _client(name: str) -> OAuthClient:
     "/connections/oauth/{name}/start",
     summary="Start connecting a Google or Microsoft account: the consent URL (or a redirect)",
     response_model=OAuthStart,
-    responses={307: {"description": "redirect to the consent page (redirect=true)"}},
+    responses={
+        307: {"description": "redirect to the consent page (redirect=true)"},
+        409: {"model": ErrorBody, "description": "the user is deactivated"},
+    },
 )
 def oauth_start(
     name: str,
@@ -70,6 +75,8 @@ def oauth_start(
     redirect: Annotated[bool, Query(description="answer 307 to the consent URL")] = False,
 ) -> OAuthStart | RedirectResponse:
     user: User = oauth.consenting_user(session, caller, user_id)
+    if user.deactivated_at is not None:
+        raise Conflict(f"user {user.id} is deactivated: nothing syncs for them any more")
     client = _client(name)
     started = client.start(redirect_uri(name), login_hint=user.email)
     oauth.keep_flow(session, user, name, started.state, started.flow, now=utcnow())
@@ -84,6 +91,11 @@ def oauth_start(
 @router.get(
     "/connections/oauth/{name}/callback",
     summary="Where the provider sends the browser back: creates (or reconnects) the connections",
+    description="Needs no API key: the state proves whose consent it is. Failed callbacks "
+    "(unknown, spent or expired state, refused consent) count against the client's address; "
+    "too many answer 429 (docs/operations.md, Rate limits).",
+    # a made-up state is a guess like a made-up key
+    dependencies=[Depends(ratelimit.open_endpoint(400, 401, 403, 404))],
 )
 def oauth_callback(name: str, request: Request) -> OAuthConnected:
     client = _client(name)
@@ -99,7 +111,7 @@ def oauth_callback(name: str, request: Request) -> OAuthConnected:
         raise BadRequest(f"{name} did not complete the consent: {error}") from None
     with session_scope() as session:
         user = session.get(User, pending.user_id)
-        if user is None or user.org_id != pending.org_id:
+        if user is None or user.org_id != pending.org_id or user.deactivated_at is not None:
             raise NotFound("the user who started this consent no longer exists")
         connections = [
             oauth.connect(

@@ -11,7 +11,17 @@ from app.sync.microsoft import microsoft_connectors, microsoft_oauth
 from connectors.base import Connector
 from connectors.calendar.caldav import CalDavConnector
 from connectors.imap import ImapConnector
+from connectors.netguard import BlockedAddress, check_host
 from connectors.oauth import OAuthClient
+
+__all__ = ["BlockedAddress", "build_connectors", "check_reachable", "oauth_client"]
+
+
+def check_reachable(host: str, port: int) -> None:
+    """When a configuration is saved: raises BlockedAddress for a host that is or resolves
+    to a non-public address this instance is not allowed to reach, socket.gaierror (an
+    OSError) for one that does not resolve. The connectors check again when they connect."""
+    check_host(host, port, settings.allowed_private_hosts)
 
 
 def oauth_client(name: str) -> OAuthClient | None:
@@ -41,6 +51,8 @@ def build_connectors(connection: Connection, secret: dict[str, Any]) -> list[Con
                     batch_size=settings.imap_batch_size,
                     timeout=settings.imap_timeout_seconds,
                     body_bytes=settings.imap_body_bytes,
+                    connect_timeout=settings.connect_timeout_seconds,
+                    allowed_hosts=settings.allowed_private_hosts,
                 )
             ]
         case "caldav":
@@ -53,6 +65,8 @@ def build_connectors(connection: Connection, secret: dict[str, Any]) -> list[Con
                     window_past_days=settings.backfill_days,
                     window_future_days=settings.calendar_future_days,
                     timeout=settings.calendar_timeout_seconds,
+                    connect_timeout=settings.connect_timeout_seconds,
+                    allowed_hosts=settings.allowed_private_hosts,
                 )
             ]
         case "microsoft":

@@ -1,13 +1,18 @@
 """Run one leased connection's connectors, page by page.
 
 Network I/O happens outside any database transaction. Each page is written in its own short
-transaction together with the cursor that covers it (and the lease is checked in that same
-transaction), so a crash repeats at most one page, and ingest makes repeats harmless.
-A connector error ends the run in a state a person can read (connections.record_failure).
+transaction together with the cursor that covers it, and that transaction ends with the
+lease check (leases.fence), so a crash repeats at most one page, ingest makes repeats
+harmless, and a page read under a lease that was taken over meanwhile is refused whole.
+A connector error ends the run in a state a person can read (leases.record_failure).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,10 +21,12 @@ import structlog
 from app.activities import events
 from app.activities.ingest import ingest_page, load_directory
 from app.config import settings
+from app.connections import leases
 from app.connections import service as connections
 from app.contacts.service import KnownContacts
 from app.db import commit_without_waiting, session_scope
-from app.models import Connection, utcnow
+from app.dbtimeouts import WORKER
+from app.models import utcnow
 from app.observability import SYNC_MESSAGES, SYNC_RUNS
 from app.security import SecretUnreadable
 from app.sync.registry import build_connectors
@@ -34,20 +41,27 @@ from connectors.base import (
 log = structlog.get_logger(__name__)
 
 
-def run(lease: connections.Lease) -> None:
+def run(lease: leases.Lease) -> None:
     """Sync a leased connection; every outcome, including a bug, is recorded on it."""
+    with _LOG_BUDGET.run(lease.connection_id):
+        _run(lease)
+
+
+def _run(lease: leases.Lease) -> None:
     cursor_key: str | None = None
     try:
-        with session_scope() as session:
-            connection = connections.leased(session, lease, now=utcnow())
+        with session_scope(WORKER) as session:
+            connection = leases.leased(session, lease)
             provider = connection.provider
             connectors = build_connectors(connection, connections.credentials(connection))
+            leases.start_run(connection, now=utcnow())
+            leases.fence(session, lease, now=utcnow())
         for connector in connectors:
             cursor_key = connector.name
             _run_connector(lease, connector)
         cursor_key = None
         _settle(lease)
-    except connections.LeaseLost:
+    except leases.LeaseLost:
         log.warning("lease_lost", connection_id=lease.connection_id)
         return
     except (ConnectorError, SecretUnreadable) as error:
@@ -62,7 +76,7 @@ def run(lease: connections.Lease) -> None:
     SYNC_RUNS.labels(provider, "ok").inc()
 
 
-def _run_connector(lease: connections.Lease, connector: Connector) -> None:
+def _run_connector(lease: leases.Lease, connector: Connector) -> None:
     for attempt in range(2):  # a forgotten cursor is retried once from scratch
         try:
             _pull_pages(lease, connector)
@@ -71,16 +85,17 @@ def _run_connector(lease: connections.Lease, connector: Connector) -> None:
             if attempt:
                 raise
             log.info("cursor_expired", connection_id=lease.connection_id, connector=connector.name)
-            with session_scope() as session:
-                connection = connections.leased(session, lease, now=utcnow())
+            with session_scope(WORKER) as session:
+                connection = leases.leased(session, lease)
                 cursors = dict(connection.cursors)
                 cursors.pop(connector.name, None)
                 connection.cursors = cursors
+                leases.fence(session, lease, now=utcnow())
 
 
-def _pull_pages(lease: connections.Lease, connector: Connector) -> None:
-    with session_scope() as session:
-        connection = connections.leased(session, lease, now=utcnow())
+def _pull_pages(lease: leases.Lease, connector: Connector) -> None:
+    with session_scope(WORKER) as session:
+        connection = leases.leased(session, lease)
         cursor = connection.cursors.get(connector.name)
         directory = load_directory(session, connection.org_id)
         provider = connection.provider
@@ -91,8 +106,8 @@ def _pull_pages(lease: connections.Lease, connector: Connector) -> None:
         for page in connector.pull(cursor, since=since):
             if listing is not None:
                 listing.add(page)
-            with session_scope() as session:
-                connection = connections.leased(session, lease, now=utcnow())
+            with session_scope(WORKER) as session:
+                connection = leases.leased(session, lease)
                 result = ingest_page(session, connection, page, directory, known)
                 if page.cursor is not None:  # reassign: JSON columns do not track in-place edits
                     connection.cursors = {**connection.cursors, connector.name: page.cursor}
@@ -101,19 +116,22 @@ def _pull_pages(lease: connections.Lease, connector: Connector) -> None:
                     connections.merge_secret(connection, fresh)
                 else:
                     commit_without_waiting(session)  # a lost page is fetched again
+                leases.fence(session, lease, now=utcnow())
             SYNC_MESSAGES.labels(provider, "imported").inc(result.imported)
             SYNC_MESSAGES.labels(provider, "filtered").inc(result.filtered)
             SYNC_MESSAGES.labels(provider, "failed").inc(result.failed)
     finally:  # credentials renewed before a failure are kept too (a rotated refresh token)
         if fresh := _fresh_secret(connector):
-            with session_scope() as session:
-                connections.merge_secret(connections.leased(session, lease, now=utcnow()), fresh)
+            with session_scope(WORKER) as session:
+                connections.merge_secret(leases.leased(session, lease), fresh)
+                leases.fence(session, lease, now=utcnow())
     if listing is not None and listing.window is not None:
-        with session_scope() as session:
-            connection = connections.leased(session, lease, now=utcnow())
+        with session_scope(WORKER) as session:
+            connection = leases.leased(session, lease)
             events.forget_unlisted(
                 session, connection, listing.resources, listing.window, directory, now=utcnow()
             )
+            leases.fence(session, lease, now=utcnow())
 
 
 class _Listing:
@@ -143,22 +161,63 @@ def _fresh_secret(connector: Connector) -> dict[str, Any] | None:
     return None
 
 
-def _settle(lease: connections.Lease) -> None:
+def _settle(lease: leases.Lease) -> None:
     """Events of the organization that ended since they were last computed get their
     meeting_held and call activities now, even when no calendar changed."""
-    with session_scope() as session:
-        connection = connections.leased(session, lease, now=utcnow())
+    with session_scope(WORKER) as session:
+        connection = leases.leased(session, lease)
         directory = load_directory(session, connection.org_id)
         events.settle_ended(session, connection.org_id, directory, now=utcnow())
+        leases.fence(session, lease, now=utcnow())
 
 
-def _finish(lease: connections.Lease, error: Exception | None, cursor_key: str | None) -> None:
-    with session_scope() as session:
-        connection: Connection | None = session.get(Connection, lease.connection_id)
-        if connection is None or connection.lease_epoch != lease.epoch:
-            return  # deleted, or taken over: nothing of ours to record
-        if error is None:
-            connections.record_success(connection, now=utcnow())
-        else:
-            connections.record_failure(connection, error, cursor_key=cursor_key, now=utcnow())
-            log.warning("sync_failed", connection_id=connection.id, error=connection.last_error)
+def _finish(lease: leases.Lease, error: Exception | None, cursor_key: str | None) -> None:
+    try:
+        with session_scope(WORKER) as session:
+            # the row first (fence), then read: a sync requested meanwhile is seen and kept
+            leases.fence(session, lease, now=utcnow())
+            connection = leases.leased(session, lease)
+            if error is None:
+                leases.record_success(connection, now=utcnow())
+            else:
+                leases.record_failure(connection, error, cursor_key=cursor_key, now=utcnow())
+                log.warning("sync_failed", connection_id=connection.id, error=connection.last_error)
+    except leases.LeaseLost:
+        return  # deleted, changed or taken over: nothing of ours to record
+
+
+class _LogBudget(logging.Filter):
+    """At most `settings.sync_log_lines_per_run` records from the connectors' loggers per
+    run; the rest are counted and told in one line when the run ends. One run per thread at
+    a time (the worker's pool), so the count is per thread. Installed on each `connectors.*`
+    logger, because a logger's filters do not apply to its children's records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = threading.local()
+        self._installed: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        counts: list[int] | None = getattr(self._local, "counts", None)
+        if counts is None:  # outside a run
+            return True
+        counts[0] += 1
+        return counts[0] <= settings.sync_log_lines_per_run
+
+    @contextmanager
+    def run(self, connection_id: int) -> Iterator[None]:
+        for name in [n for n in logging.Logger.manager.loggerDict if n not in self._installed]:
+            if name == "connectors" or name.startswith("connectors."):
+                logging.getLogger(name).addFilter(self)
+                self._installed.add(name)
+        self._local.counts = [0]
+        try:
+            yield
+        finally:
+            dropped = self._local.counts[0] - settings.sync_log_lines_per_run
+            self._local.counts = None
+            if dropped > 0:
+                log.warning("sync_log_capped", connection_id=connection_id, dropped=dropped)
+
+
+_LOG_BUDGET = _LogBudget()

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
-from app.connections import service as connections
+from app.connections import leases
 from app.db import session_scope
+from app.dbtimeouts import WORKER
 from app.models import utcnow
 from app.sync import runner
 
@@ -34,15 +35,15 @@ class SyncWorker:
             free = self.threads - len(self._running)
         if free <= 0:
             return 0
-        with session_scope() as session:
-            leases = connections.claim_due(session, owner=self.owner, limit=free, now=utcnow())
-        for lease in leases:
+        with session_scope(WORKER) as session:
+            claimed = leases.claim_due(session, owner=self.owner, limit=free, now=utcnow())
+        for lease in claimed:
             with self._lock:
                 self._running.add(lease.connection_id)
             self._pool.submit(self._run, lease)
-        return len(leases)
+        return len(claimed)
 
-    def _run(self, lease: connections.Lease) -> None:
+    def _run(self, lease: leases.Lease) -> None:
         try:
             runner.run(lease)
         except Exception:  # runner.run records failures itself; this only guards the pool

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
 
 from app.access import visible_user
 from app.deps import CurrentUser, InstanceAdmin, SessionDep
 from app.models import Organization, User
-from app.schemas import CONFLICT_ERROR
-from app.users import schemas, service
+from app.schemas import CONFLICT_ERROR, ErrorBody
+from app.users import lifecycle, schemas, service
 
 router = APIRouter(tags=["organizations and users"])
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
 
 
 def _read(user: User, aliases: list[str]) -> schemas.UserRead:
@@ -23,6 +29,8 @@ def _read(user: User, aliases: list[str]) -> schemas.UserRead:
         aliases=aliases,
         phones=list(user.phones or []),
         created_at=user.created_at,
+        active=user.deactivated_at is None,
+        deactivated_at=user.deactivated_at,
     )
 
 
@@ -78,7 +86,12 @@ def new_webhook_secret(session: SessionDep, caller: CurrentUser) -> schemas.Webh
     return schemas.WebhookSecretCreated(webhook_secret=service.new_webhook_secret(session, caller))
 
 
-@router.post("/teams", status_code=status.HTTP_201_CREATED, summary="Create a team (admin)")
+@router.post(
+    "/teams",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a team (admin)",
+    responses={409: _error("The manager is deactivated")},
+)
 def create_team(
     data: schemas.TeamCreate, session: SessionDep, caller: CurrentUser
 ) -> schemas.TeamRead:
@@ -116,9 +129,16 @@ def me(caller: CurrentUser) -> schemas.Me:
     )
 
 
-@router.get("/users", summary="Users the caller can see")
-def list_users(session: SessionDep, caller: CurrentUser) -> list[schemas.UserRead]:
-    users = service.list_users(session, caller)
+@router.get("/users", summary="Users the caller can see, deactivated ones included")
+def list_users(
+    session: SessionDep,
+    caller: CurrentUser,
+    active: Annotated[
+        bool | None,
+        Query(description="true: only active users; false: only deactivated ones; unset: all"),
+    ] = None,
+) -> list[schemas.UserRead]:
+    users = service.list_users(session, caller, active=active)
     aliases = service.aliases_of(session, [u.id for u in users])
     return [_read(u, aliases[u.id]) for u in users]
 
@@ -132,6 +152,8 @@ def read_user(user_id: int, session: SessionDep, caller: CurrentUser) -> schemas
 @router.patch(
     "/users/{user_id}",
     summary="Change a user's name, role, team, aliases or phones (admin)",
+    description="409 when the change would leave the organization without an active admin "
+    "(demoting the last one), or gives a deactivated user a role or phone numbers.",
     responses=CONFLICT_ERROR,
 )
 def update_user(
@@ -141,10 +163,31 @@ def update_user(
     return _read(user, service.aliases_of(session, [user.id])[user.id])
 
 
+@router.delete(
+    "/users/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Deactivate a user who left (admin): keys revoked, connections stopped and their "
+    "secrets erased, history kept",
+    description="The user stays (GET /users shows them with active: false) with their team, "
+    "activities and deals, so past periods do not change; they can no longer authenticate and "
+    "their mailboxes and calendars never sync again. Repeating it changes nothing. The last "
+    "active admin of the organization cannot be deactivated (409).",
+    responses={
+        204: {"description": "deactivated (or already was)"},
+        409: _error("The user is the organization's last active admin"),
+    },
+)
+def deactivate_user(user_id: int, session: SessionDep, caller: CurrentUser) -> Response:
+    lifecycle.deactivate(session, caller, user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.post(
     "/users/{user_id}/api-keys",
     status_code=status.HTTP_201_CREATED,
     summary="Issue another API key for a user (admin, or the user for themself)",
+    responses={409: _error("The user is deactivated")},
 )
 def new_api_key(user_id: int, session: SessionDep, caller: CurrentUser) -> schemas.ApiKeyCreated:
     return schemas.ApiKeyCreated(api_key=service.new_key_for(session, caller, user_id))

@@ -158,6 +158,10 @@ class UserRead(BaseModel):
     aliases: list[str]
     phones: list[str] = Field(description="E.164")
     created_at: datetime
+    active: bool = Field(
+        description="false once deactivated (DELETE /users/{id}): kept for the history"
+    )
+    deactivated_at: datetime | None = Field(description="when the user was deactivated")
 
 
 class UserCreated(UserRead):

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.access import require_role, visible_user, visible_user_ids
+from app.access import require_active, require_role, visible_user, visible_user_ids
 from app.calls.service import default_region, holds_number, normalize_phone, secrets_of
 from app.deals.currency import load_rates
 from app.deals.pipeline import add_default_stages
@@ -17,7 +17,7 @@ from app.deals.rates import rebase
 from app.errors import Conflict, NotFound, Unprocessable
 from app.models import ApiKey, Deal, ExchangeRate, Organization, Role, Team, User, UserAddress
 from app.security import encrypt_secret, hash_api_key, new_api_key
-from app.users import schemas
+from app.users import lifecycle, schemas
 
 
 def issue_key(session: Session, user: User) -> str:
@@ -171,7 +171,7 @@ def _set_phones(session: Session, user: User, raw: Sequence[str]) -> None:
 def create_team(session: Session, caller: User, data: schemas.TeamCreate) -> Team:
     require_role(caller, Role.admin)
     if data.manager_id is not None:
-        visible_user(session, caller, data.manager_id)
+        require_active(visible_user(session, caller, data.manager_id))
     team = Team(org_id=caller.org_id, name=data.name, manager_id=data.manager_id)
     session.add(team)
     session.flush()
@@ -207,9 +207,11 @@ def update_user(session: Session, caller: User, user_id: int, data: schemas.User
     if changes.get("name") is not None:
         user.name = changes["name"]
     if changes.get("role") is not None:
-        user.role = changes["role"]
+        lifecycle.change_role(session, caller, user, changes["role"])
     if changes.get("aliases") is not None:
         _set_addresses(session, user, changes["aliases"])
+    if changes.get("phones"):  # a deactivated user's numbers were released with them
+        require_active(user)
     if changes.get("phones") is not None:
         _set_phones(session, user, changes["phones"])
     session.flush()
@@ -219,7 +221,9 @@ def update_user(session: Session, caller: User, user_id: int, data: schemas.User
 def new_key_for(session: Session, caller: User, user_id: int) -> str:
     if user_id != caller.id:
         require_role(caller, Role.admin)
-    return issue_key(session, visible_user(session, caller, user_id))
+    user = visible_user(session, caller, user_id)
+    require_active(user)
+    return issue_key(session, user)
 
 
 def aliases_of(session: Session, user_ids: Sequence[int]) -> dict[int, list[str]]:
@@ -234,9 +238,13 @@ def aliases_of(session: Session, user_ids: Sequence[int]) -> dict[int, list[str]
     return found
 
 
-def list_users(session: Session, caller: User) -> Sequence[User]:
+def list_users(session: Session, caller: User, *, active: bool | None = None) -> Sequence[User]:
     ids = visible_user_ids(session, caller)
-    return session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id)).all()
+    query = select(User).where(User.id.in_(ids)).order_by(User.id)
+    if active is not None:
+        left = User.deactivated_at.is_not(None)
+        query = query.where(~left if active else left)
+    return session.scalars(query).all()
 
 
 # --- telephony settings -----------------------------------------------------------------------

@@ -71,6 +71,8 @@ class CalDavConnector:
         page_size: int = 50,
         refresh_days: int = 7,
         sync_tokens: bool = True,
+        connect_timeout: float = 10.0,
+        allowed_hosts: Sequence[str] | None = None,
     ) -> None:
         self.url = url
         self.username = username
@@ -82,12 +84,22 @@ class CalDavConnector:
         self.page_size = page_size
         self.refresh = timedelta(days=refresh_days)
         self.sync_tokens = sync_tokens  # False: ctag + ETags even where RFC 6578 is offered
+        self.connect_timeout = connect_timeout
+        # None: connect anywhere; a list (the app always gives one): connectors.netguard
+        self.allowed_hosts = None if allowed_hosts is None else list(allowed_hosts)
 
     def __repr__(self) -> str:  # never show the password
         return f"CalDavConnector({self.url!r}, {self.username!r})"
 
     def _client(self) -> DavClient:
-        return DavClient(self.url, self.username, self._password, self.timeout)
+        return DavClient(
+            self.url,
+            self.username,
+            self._password,
+            self.timeout,
+            connect_timeout=self.connect_timeout,
+            allowed_hosts=self.allowed_hosts,
+        )
 
     def check(self) -> None:
         client = self._client()

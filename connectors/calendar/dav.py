@@ -8,6 +8,7 @@ CursorExpired, a 401 AuthExpired) and no password can reach a message.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -16,6 +17,8 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 import requests
 
 from connectors.base import AuthExpired, ConnectorError, CursorExpired, RateLimited
+from connectors.calendar.transport import GuardedAdapter
+from connectors.netguard import BlockedAddress
 
 DAV = "{DAV:}"
 CAL = "{urn:ietf:params:xml:ns:caldav}"
@@ -60,12 +63,27 @@ def _status(line: str) -> int:
 class DavClient:
     """One authenticated session against one server; paths are resolved against `base`."""
 
-    def __init__(self, base: str, username: str, password: str, timeout: float) -> None:
+    def __init__(
+        self,
+        base: str,
+        username: str,
+        password: str,
+        timeout: float,
+        *,
+        connect_timeout: float = 10.0,
+        allowed_hosts: Sequence[str] | None = None,
+    ) -> None:
+        """`timeout` bounds each read, `connect_timeout` each connect; `allowed_hosts` None
+        connects anywhere, a list refuses non-public addresses but those listed."""
         self.base = base if base.endswith("/") else base + "/"
         self.session = requests.Session()
         self.session.auth = (username, password)
         self.session.trust_env = False  # no .netrc or proxy from the environment
-        self.timeout = timeout
+        if allowed_hosts is not None:
+            adapter = GuardedAdapter(allowed_hosts)
+            self.session.mount("http://", adapter)
+            self.session.mount("https://", adapter)
+        self.timeout = (connect_timeout, timeout)
 
     def close(self) -> None:
         self.session.close()
@@ -91,6 +109,8 @@ class DavClient:
         except requests.RequestException as error:
             host = urlsplit(self.base).netloc.rsplit("@", 1)[-1]
             raise ConnectorError(f"{where}: cannot reach {host}: {type(error).__name__}") from error
+        except BlockedAddress as error:  # never contacted: nothing to tell about the port
+            raise ConnectorError(f"{where}: not connecting: {error}") from None
         code = response.status_code
         if code == 401:
             raise AuthExpired(f"{where}: credentials refused (HTTP 401)")

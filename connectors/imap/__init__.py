@@ -56,7 +56,9 @@ from connectors.imap.cursor import (
 )
 from connectors.imap.folders import Folder, choose_folders
 from connectors.imap.structure import calendar_method, text
+from connectors.imap.transport import ConnectTimeout, GuardedIMAPClient
 from connectors.mail import FETCHED_HEADERS, UnreadableMessage, parse_headers
+from connectors.netguard import BlockedAddress
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,12 @@ class ImapConnector:
         batch_size: int = 250,
         timeout: float = 60.0,
         body_bytes: int = 8192,
+        connect_timeout: float = 10.0,
+        allowed_hosts: Sequence[str] | None = None,
     ) -> None:
+        """`timeout` bounds each read; `connect_timeout` the TCP connect. `allowed_hosts`:
+        None connects anywhere; a list (the app always gives one) refuses non-public
+        addresses but those listed (connectors.netguard)."""
         if security not in ("ssl", "starttls", "none"):
             raise ValueError(f"security must be ssl, starttls or none, not {security!r}")
         if batch_size < 1:
@@ -122,6 +129,8 @@ class ImapConnector:
         self.batch_size = batch_size
         self.timeout = timeout
         self.body_bytes = max(body_bytes, 0)
+        self.connect_timeout = connect_timeout
+        self.allowed_hosts = None if allowed_hosts is None else list(allowed_hosts)
 
     def __repr__(self) -> str:  # the password stays out of logs and tracebacks
         return f"ImapConnector({self.username}@{self.host}:{self.port}, {self.security})"
@@ -147,18 +156,23 @@ class ImapConnector:
         except (OSError, imaplib.IMAP4.error) as error:
             healthy = False
             raise self._translate(error) from (None if isinstance(error, LoginError) else error)
+        except BlockedAddress as error:  # never contacted: nothing to tell about the port
+            healthy = False
+            raise ConnectorError(f"Not connecting to the IMAP server: {error}") from None
         finally:
             if client is not None:
                 _close(client, logout=healthy)
 
     def _connect(self) -> IMAPClient:
         context = ssl.create_default_context() if self.security != "none" else None
-        client = IMAPClient(
+        client = GuardedIMAPClient(
             self.host,
             port=self.port,
             ssl=self.security == "ssl",
             ssl_context=context if self.security == "ssl" else None,
-            timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.timeout,
+            allowed=self.allowed_hosts,
         )
         try:
             if self.security == "starttls":
@@ -193,6 +207,10 @@ class ImapConnector:
             return ConnectorError(f"The IMAP server at {where} refused the connection")
         if isinstance(error, socket.gaierror):
             return ConnectorError(f"The IMAP host {self.host!r} could not be resolved: {text}")
+        if isinstance(error, ConnectTimeout):
+            return ConnectorError(
+                f"The IMAP server at {where} did not accept a connection in {self.connect_timeout}s"
+            )
         if isinstance(error, TimeoutError):
             return ConnectorError(f"The IMAP server at {where} did not answer in {self.timeout}s")
         if isinstance(error, OSError):

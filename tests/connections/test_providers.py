@@ -40,3 +40,18 @@ def test_a_consent_creates_all_of_its_providers() -> None:
         "google": ("gmail", "google_calendar"),
         "microsoft": ("microsoft",),
     }
+
+
+@pytest.mark.parametrize(
+    ("name", "endpoint"),
+    [
+        ("imap", ("host", "port", "security", "username")),
+        ("caldav", ("url", "username")),
+        ("gmail", ()),
+        ("microsoft", ()),
+    ],
+)
+def test_the_settings_a_stored_secret_is_bound_to(name: str, endpoint: tuple[str, ...]) -> None:
+    assert providers.endpoint_fields(name) == endpoint
+    # a provider whose secret can be sent somewhere else says where: every one with secrets
+    assert bool(endpoint) == bool(providers.secret_fields(name))

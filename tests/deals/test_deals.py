@@ -142,7 +142,15 @@ def test_money_comes_in_as_a_number_or_a_decimal_string_and_goes_out_as_a_number
     deal = org.deal(ana(org), value="9999999999999.99", cost=0.1)
     assert deal["value"] == 9999999999999.99 and deal["cost"] == 0.1
     assert stored(deal["id"]).value == Decimal("9999999999999.99")
-    assert org.deal(ana(org), value=" 1e3 ")["value"] == 1000
+    assert org.deal(ana(org), value="1000")["value"] == 1000
+    # a decimal string is plain digits, as the OpenAPI's pattern says: no sign, spaces or
+    # exponent (what Python's Decimal would also read)
+    response = org.client.post(
+        URL,
+        json={"name": "D", "owner_id": ana(org), "value": " 1e3 ", "stage": "Proposal"},
+        headers=org.as_admin(),
+    )
+    assert "value" in error(response, 422)
 
 
 def test_a_second_post_with_the_same_external_id_names_the_existing_deal(org: Org) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from app.connections import service as connections
+from app.connections import leases as connections
 from app.db import Database, session_scope
 from app.models import Activity, Connection, ConnectionStatus, utcnow
 from app.sync import runner

@@ -1,0 +1,98 @@
+"""API writes to a connection while a sync holds its row: a second PostgreSQL session holds the
+locks a worker's transaction takes (the end-to-end version, with real stopped processes, is
+tests/sync/test_frozen_worker.py). Nothing hangs: the write goes through, or answers 503
+with Retry-After within its lock wait."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection as DBConnection
+from sqlalchemy import text
+
+from app.config import settings
+from app.db import Database, session_scope
+from app.models import Connection, utcnow
+from tests.api import Org, make_org
+
+pytestmark = pytest.mark.postgresql_only
+
+MARGIN = 1.0  # seconds of request handling beyond a lock wait
+
+
+@pytest.fixture
+def org(client: TestClient, database: Database) -> Org:
+    assert not database.is_sqlite  # postgresql_only: the SQLite case is not collected
+    org = make_org(client)
+    org.user("ana@acme.example")
+    return org
+
+
+@contextmanager
+def holding(database: Database, connection_id: int, mode: str) -> Iterator[DBConnection]:
+    """Another transaction holding the connection's row: `FOR NO KEY UPDATE` as a worker's
+    lease check just before its commit, `FOR KEY SHARE` as a page being written."""
+    with database.engine.connect() as other:
+        other.execute(text(f"SELECT id FROM connections WHERE id = {connection_id} FOR {mode}"))
+        yield other
+        other.rollback()
+
+
+def connect(org: Org) -> int:
+    config = {"host": "imap.acme.example", "username": "ana", "password": "pw"}
+    body = {"user_id": org.users["ana@acme.example"]["id"], "provider": "imap", "config": config}
+    response = org.client.post("/api/v1/connections", json=body, headers=org.as_admin())
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+def timed(org: Org, method: str, path: str, **kwargs: Any) -> tuple[Any, float]:
+    started = time.monotonic()
+    response = org.client.request(method, path, headers=org.as_admin(), **kwargs)
+    return response, time.monotonic() - started
+
+
+def test_a_row_held_for_writing_answers_503_with_retry_after(org: Org, database: Database) -> None:
+    connection_id = connect(org)
+    path = f"/api/v1/connections/{connection_id}"
+    with session_scope() as session:  # synced a minute ago: a sync request must write
+        session.get_one(Connection, connection_id).next_sync_at = utcnow() + timedelta(minutes=4)
+    with holding(database, connection_id, "NO KEY UPDATE"):
+        read, seconds = timed(org, "GET", path)
+        assert read.status_code == 200 and seconds < MARGIN  # reads never wait
+        waits = {
+            ("POST", path + "/sync"): settings.db_connection_lock_seconds,
+            ("PATCH", path): settings.db_lock_timeout_seconds,
+            ("DELETE", path): settings.db_lock_timeout_seconds,
+        }
+        for (method, where), wait in waits.items():
+            body = {"json": {"config": {"folders": ["INBOX"]}}} if method == "PATCH" else {}
+            refused, seconds = timed(org, method, where, **body)
+            assert refused.status_code == 503, (method, refused.text)
+            assert refused.headers["Retry-After"] == "2"
+            assert "retry in 2 s" in refused.json()["error"]["message"]
+            assert wait <= seconds < wait + MARGIN, (method, seconds)
+    connection = org.connection(connection_id)
+    assert connection["config"].get("folders") is None  # nothing of the refused PATCH
+    response, _ = timed(org, "POST", path + "/sync")
+    assert response.status_code == 202
+
+
+def test_a_page_being_written_delays_only_a_delete(org: Org, database: Database) -> None:
+    connection_id = connect(org)
+    path = f"/api/v1/connections/{connection_id}"
+    with holding(database, connection_id, "KEY SHARE"):
+        patched, seconds = timed(org, "PATCH", path, json={"config": {"folders": ["INBOX"]}})
+        assert patched.status_code == 200 and seconds < MARGIN, seconds
+        synced, seconds = timed(org, "POST", path + "/sync")
+        assert synced.status_code == 202 and seconds < MARGIN, seconds
+        deleted, seconds = timed(org, "DELETE", path)
+        assert deleted.status_code == 503  # its rows point at the connection: wait for them
+    assert org.connection(connection_id)["config"]["folders"] == ["INBOX"]
+    assert org.client.delete(path, headers=org.as_admin()).status_code == 204
