@@ -298,10 +298,15 @@ def _recount(session: Session, org_id: int, zone: ZoneInfo) -> Rebuilt:
     day = _day_expression(session, org_id, zone)
     if day is None:  # no activities
         return Rebuilt(0, 0, 0)
+    # Written in key order, so that a user's days lie together on disk: a team's quarter of
+    # contact_days then reads ~225 heap pages at 10M activities, where the rows in the order
+    # a hash aggregate left them read 11,105 (`contacts_engaged` for a team by week: 33 ms
+    # against 77-126 ms)
     per_type = (
         select(a.user_id, day.label("day"), a.type, func.count().label("count"))
         .where(a.org_id == org_id)
         .group_by(a.user_id, day, a.type)
+        .order_by(a.user_id, day, a.type)
     )
     per_contact_day = (
         select(a.user_id, day.label("day"), link.contact_id, func.count())
@@ -309,6 +314,7 @@ def _recount(session: Session, org_id: int, zone: ZoneInfo) -> Rebuilt:
         .join(LINKS, link.activity_id == a.id)
         .where(a.org_id == org_id)
         .group_by(a.user_id, day, link.contact_id)
+        .order_by(a.user_id, day, link.contact_id)
     )
     # from the contact-days just counted: a third of the rows the links are
     d = CONTACT_DAYS.c
