@@ -9,8 +9,9 @@ import typer
 from rich.markup import escape
 from rich.progress import Progress
 
-from app import runtime
+from app import runtime, statistics
 from app.cli_common import ACTIVITY_TABLES, columns, console, refresh_statistics, require
+from app.db import get_database
 
 rollups_cli = typer.Typer(no_args_is_help=True, help="The stored activity rollups.")
 
@@ -62,6 +63,9 @@ def rollups_rebuild(
             days, contacts = days + rebuilt.activity_days, contacts + rebuilt.contact_days
             pairs += rebuilt.user_contacts
             bar.advance(task)
+    # the old rows are dead now: vacuumed at once on PostgreSQL, or reads visit them until
+    # autovacuum comes (if it runs at all)
+    statistics.vacuum(get_database().engine, ("activity_days", "contact_days", "user_contacts"))
     refresh_statistics(ACTIVITY_TABLES)
     console.print(
         f"{len(orgs)} organizations: {days} activity_days rows, {contacts} contact_days rows, "

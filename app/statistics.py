@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,24 @@ def refresh(session: Session, written: Sequence[str] = ()) -> list[str]:
     for name in forced:
         session.execute(text(f'ANALYZE "{name}"'))
     return sorted({*stale, *forced})
+
+
+def vacuum(engine: Engine, tables: Sequence[str]) -> list[str]:
+    """PostgreSQL: VACUUM (ANALYZE) these tables, outside any transaction (VACUUM cannot run
+    in one); SQLite: nothing (its VACUUM rewrites the whole file; ANALYZE is `refresh`'s).
+
+    For commands that delete and rewrite a table wholesale (`tally rollups rebuild`): on a
+    server without autovacuum the dead rows stay, and index scans visit them. At 10M
+    activities after two rebuilds, a team's quarter of contact_days made 23,439 heap fetches
+    (57 ms); after VACUUM it was an index-only scan (6 ms). VACUUM of the three rollup tables
+    took 9 s there."""
+    if engine.dialect.name != "postgresql":
+        return []
+    names = [t for t in tables if _NAME.match(t)]
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for name in names:
+            connection.execute(text(f'VACUUM (ANALYZE) "{name}"'))
+    return names
 
 
 def _refresh_postgresql(session: Session) -> list[str]:
