@@ -16,7 +16,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 APP, CONNECTORS = ROOT / "app", ROOT / "connectors"
-SHARED_CONNECTOR_MODULES = {"connectors", "connectors.base", "connectors.mail", "connectors.oauth"}
+# what app/ may use of connectors/ outside app/sync: no provider, only shared parts (the
+# private-network guard is checked when a configuration is saved, as well as at connect time)
+SHARED_CONNECTOR_MODULES = {
+    "connectors",
+    "connectors.base",
+    "connectors.mail",
+    "connectors.oauth",
+    "connectors.netguard",
+}
 
 
 def sources(folder: Path) -> Iterator[tuple[Path, ast.Module]]:

@@ -8,13 +8,14 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import ValidationError
 
+from app.config import settings
 from app.connections import schemas, service
 from app.deps import CurrentUser, SessionDep
 from app.errors import BadRequest, Unprocessable
 from app.pagination import Page, PageParams, decode_cursor, page_by_id, page_params, read_id
 from app.providers import not_made_by_the_api
 from app.schemas import ErrorBody
-from app.sync.registry import BlockedAddress, check_reachable
+from connectors.netguard import BlockedAddress, check_host
 
 router = APIRouter(
     tags=["connections"],
@@ -63,7 +64,7 @@ def _guard(provider: str, config: dict[str, Any]) -> None:
         except ValueError:
             raise Unprocessable("config.url: the port is not a number from 0 to 65535") from None
     try:
-        check_reachable(host, port)
+        check_host(host, port, settings.allowed_private_hosts)
     except BlockedAddress as error:
         raise Unprocessable(f"config: {error}") from None
     except (OSError, UnicodeError):

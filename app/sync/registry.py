@@ -11,17 +11,9 @@ from app.sync.microsoft import microsoft_connectors, microsoft_oauth
 from connectors.base import Connector
 from connectors.calendar.caldav import CalDavConnector
 from connectors.imap import ImapConnector
-from connectors.netguard import BlockedAddress, check_host
 from connectors.oauth import OAuthClient
 
-__all__ = ["BlockedAddress", "build_connectors", "check_reachable", "oauth_client"]
-
-
-def check_reachable(host: str, port: int) -> None:
-    """When a configuration is saved: raises BlockedAddress for a host that is or resolves
-    to a non-public address this instance is not allowed to reach, socket.gaierror (an
-    OSError) for one that does not resolve. The connectors check again when they connect."""
-    check_host(host, port, settings.allowed_private_hosts)
+__all__ = ["build_connectors", "oauth_client"]
 
 
 def oauth_client(name: str) -> OAuthClient | None:
