@@ -156,13 +156,13 @@ def main(argv: list[str] | None = None) -> None:
 
     from app import cli
     from app.config import settings
-    from app.connections import service
+    from app.connections import leases
     from app.sync import runner
 
     settings.sync_lease_seconds = args.lease
     if args.hold:
         step, nth = args.hold.split(":")
-        module, name = (service, "fence") if step == "fence" else (runner, "ingest_page")
+        module, name = (leases, "fence") if step == "fence" else (runner, "ingest_page")
         _hold_after(module, name, int(nth), args.flag)
     cli.worker()
 
