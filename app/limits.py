@@ -1,4 +1,5 @@
-"""Limits on what clients send: the request body's size, and ids in paths.
+"""Limits on what clients send: the request body's size, ids in paths, one value per query
+parameter.
 
 `BodyLimit` is a pure ASGI middleware: it answers 413 before the application sees a body
 larger than the limit, whether the client declared its size (Content-Length) or streams it
@@ -6,7 +7,7 @@ in chunks without one. It reads the body into memory up to the limit (what every
 anyway, to parse JSON) and hands it on unchanged.
 
 `tighten_path_ids` makes every integer path parameter match only an id that can exist
-(1 to 2^63-1, written without sign or leading zeros), so `/users/me` is never read as an id
+(1 to 2^31-1, written without sign or leading zeros), so `/users/me` is never read as an id
 and `/deals/99999999999999999999` is a 404 on both databases instead of a database error.
 """
 
@@ -15,10 +16,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import fastapi.routing
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import compile_path
@@ -157,7 +161,7 @@ _PLAIN_PARAM = re.compile(r"{(\w+)}")
 def tighten_path_ids(router: APIRouter) -> None:
     """Route every `int` path parameter of `router` through the `id` convertor (before the
     router is included: inclusion compiles the paths); the OpenAPI path stays
-    `/deals/{deal_id}` and says 1..2^63-1 (see `document_path_ids`)."""
+    `/deals/{deal_id}` and says 1..2^31-1 (see `document_path_ids`)."""
     for route in router.routes:
         if not isinstance(route, APIRoute):
             continue
@@ -190,13 +194,13 @@ def _routes(app: FastAPI) -> list[Any]:
 
 
 def integer_bounds(node: Any) -> None:
-    """Put back the exact integer bounds of integer schemas (FastAPI writes a body model's
-    bounds as floats, and 2^63-1 as a float is 2^63, an id no column holds)."""
+    """Put back the integer bounds of integer schemas: FastAPI writes a body model's bounds
+    as floats (12.0), which a client may read as a fraction allowed."""
     if isinstance(node, dict):
         if node.get("type") == "integer":
             for key in ("minimum", "maximum"):
                 if isinstance(node.get(key), float):
-                    node[key] = MAX_ID if node[key] >= MAX_ID else int(node[key])
+                    node[key] = int(node[key])
         for value in node.values():
             integer_bounds(value)
     elif isinstance(node, list):
@@ -205,7 +209,7 @@ def integer_bounds(node: Any) -> None:
 
 
 def document_path_ids(spec: dict[str, Any]) -> None:
-    """State in the OpenAPI what the `id` convertor enforces: ids from 1 to 2^63-1."""
+    """State in the OpenAPI what the `id` convertor enforces: ids from 1 to 2^31-1."""
     integer_bounds(spec)
     for item in spec.get("paths", {}).values():
         for operation in item.values():
@@ -217,5 +221,50 @@ def document_path_ids(spec: dict[str, Any]) -> None:
                     schema.setdefault("minimum", 1)
                     schema.setdefault("maximum", MAX_ID)
                     parameter.setdefault(
-                        "description", "an id (1 to 2^63-1); any other value is a 404"
+                        "description", "an id (1 to 2^31-1); any other value is a 404"
                     )
+
+
+# --- one value per query parameter ----------------------------------------------------------
+
+
+def _takes_many(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        return any(_takes_many(arg) for arg in get_args(annotation))
+    return (origin or annotation) in (list, tuple, set, frozenset)
+
+
+def _scalar_query_names(dependant: Dependant) -> frozenset[str]:
+    names: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        for field in current.query_params:
+            if not _takes_many(field.field_info.annotation):
+                names.add(field.alias)
+        pending.extend(current.dependencies)
+    return frozenset(names)
+
+
+async def single_query_values(request: Request) -> None:
+    """A global dependency: a query parameter that takes one value given twice is a 422, not
+    silently the last one (`?active=true&active=false` holds no answer the OpenAPI admits)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    # async and no cache: a walk of a few dependencies, with no thread hop per request
+    names = _scalar_query_names(route.dependant)
+    repeated = sorted(name for name in names if len(request.query_params.getlist(name)) > 1)
+    if repeated:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", name),
+                    "msg": "give one value, not several",
+                    "input": request.query_params.getlist(name),
+                }
+                for name in repeated
+            ]
+        )

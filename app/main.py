@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError
@@ -30,6 +30,7 @@ from app.schemas import (
 )
 from app.sync.oauth_routes import router as oauth_router
 from app.users.routes import router as users_router
+from app.users.schemas import DOMAIN_PATTERN, EMAIL_PATTERN, PHONE_PATTERN
 
 API_PREFIX = "/api/v1"
 
@@ -52,6 +53,9 @@ _PATTERN_MESSAGES = {
     NAME_PATTERN: "must not be blank, nor hold a control character (NUL, tab, line break...)",
     LINE_PATTERN: "must not hold a control character (NUL, tab, line break...)",
     TEXT_PATTERN: "must not hold a NUL or another control character but tab and line breaks",
+    DOMAIN_PATTERN: "must be a domain name (labels of letters, digits and hyphens, dotted)",
+    EMAIL_PATTERN: "must be an email address (local part, @, domain name)",
+    PHONE_PATTERN: "must be a phone number (digits, a leading +, spaces ( ) . / -)",
 }
 
 
@@ -93,7 +97,7 @@ async def _integrity_error(_request: Request, error: Exception) -> JSONResponse:
 
 
 async def _unstorable(_request: Request, error: Exception) -> JSONResponse:
-    """A value no column or date can hold (an id beyond 64 bits, year 10000, a NUL byte in
+    """A value no column or date can hold (an id beyond 32 bits, year 10000, a NUL byte in
     text for PostgreSQL): bad input, whichever layer noticed it."""
     return JSONResponse(
         _body("bad_request", "a value cannot be stored: out of range, or it holds a NUL character"),
@@ -160,6 +164,7 @@ def create_app() -> FastAPI:
         title="Tally",
         version="0.1.0",
         summary="Automatic sales-activity capture and quota rollups",
+        dependencies=[Depends(limits.single_query_values)],
         responses={
             400: COMMON_ERRORS[400],
             413: COMMON_ERRORS[413],

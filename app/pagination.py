@@ -83,7 +83,7 @@ def page_by_id(items: list[Identified], limit: int) -> Page[Identified]:
 
 
 def read_id(values: list[Any]) -> int:
-    """A cursor `[id]`: exactly one JSON integer that a BIGINT holds (not `true`, not 1.5)."""
+    """A cursor `[id]`: exactly one JSON integer an id column holds (not `true`, not 1.5)."""
     if len(values) != 1 or isinstance(values[0], bool) or not isinstance(values[0], int):
         raise ValueError("not an id")
     if not 0 <= values[0] <= MAX_ID:

@@ -11,7 +11,10 @@ from fastapi import Query
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-MAX_ID = 2**63 - 1  # the largest value of a BIGINT column on PostgreSQL (and SQLite's INTEGER)
+# The largest id a row can have: id columns are INTEGER, 32 bits on PostgreSQL. A larger one
+# would not even bind there (a database error) while SQLite just finds nothing, so it is
+# refused (or not found) before either database sees it, and the same on both.
+MAX_ID = 2**31 - 1
 
 # Control characters (Unicode category Cc: C0, DEL and C1). A NUL byte is stored by SQLite and
 # refused by PostgreSQL, so it is refused here, before either sees it.
@@ -45,22 +48,26 @@ def _json_integer(value: Any) -> Any:
     return value
 
 
+JSON_INTEGER = BeforeValidator(_json_integer)
+"""For an `int` field: `Annotated[int, Field(ge=.., le=..), JSON_INTEGER]` refuses `true` and
+`"1"`, which pydantic's lax mode would read as 1."""
+
 Id = Annotated[
     int,
     Field(ge=1, le=MAX_ID),
-    BeforeValidator(_json_integer),
-    # said outright: derived through the validator, the bounds would become floats (2^63)
+    JSON_INTEGER,
+    # said outright: derived through the validator, the bounds would become floats
     WithJsonSchema(
         {
             "type": "integer",
             "minimum": 1,
             "maximum": MAX_ID,
-            "description": "an id: a JSON integer from 1 to 2^63-1",
+            "description": "an id: a JSON integer from 1 to 2^31-1",
         }
     ),
 ]
 """An id in a request body: a JSON integer (not `true`, not `"1"`; `1.0` is the integer 1,
-as JSON Schema has it; `1.5` is refused) from 1 to 2^63-1, so it fits a BIGINT on both
+as JSON Schema has it; `1.5` is refused) from 1 to 2^31-1, so it fits an id column on both
 databases and `true` is never read as 1."""
 
 Name = Annotated[
@@ -182,7 +189,7 @@ def decimal_schema(number: dict[str, Any], pattern: str, doc: str) -> WithJsonSc
 
 
 def id_query(description: str) -> Any:
-    """A query parameter naming a row: 1 to 2^63-1 (else a 422), as the OpenAPI says."""
+    """A query parameter naming a row: 1 to 2^31-1 (else a 422), as the OpenAPI says."""
     return Query(ge=1, le=MAX_ID, description=description)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from app.db import session_scope
 from app.models import Deal
-from tests.api import Org, make_org
+from tests.api import ADMIN, Org, make_org
 
 MIB = 1 << 20
 
@@ -162,7 +162,86 @@ def test_the_openapi_states_the_cross_field_rules(client: TestClient) -> None:
     quota = spec["components"]["schemas"]["QuotaCreate"]
     assert len(quota["oneOf"]) == 2
     id_schema = spec["components"]["schemas"]["DealCreate"]["properties"]["owner_id"]
-    assert (id_schema["minimum"], id_schema["maximum"]) == (1, 2**63 - 1)
+    assert (id_schema["minimum"], id_schema["maximum"]) == (1, 2**31 - 1)
     deal = spec["paths"]["/api/v1/deals/{deal_id}"]["get"]["parameters"][0]["schema"]
-    assert (deal["minimum"], deal["maximum"]) == (1, 2**63 - 1)
+    assert (deal["minimum"], deal["maximum"]) == (1, 2**31 - 1)
     assert "413" in spec["paths"]["/api/v1/deals"]["post"]["responses"]
+
+
+def test_ids_beyond_an_id_column_are_refused_or_not_found(org: Org) -> None:
+    # id columns are 32-bit on PostgreSQL: 2^31 is no row on either database, and says so alike
+    error(post_deal(org, owner_id=2**31), 422)
+    params = {"owner_id": 2**31}
+    error(org.client.get("/api/v1/deals", params=params, headers=org.as_admin()), 422)
+    for deal_id in (2**31, 2**31 - 1):
+        error(org.client.get(f"/api/v1/deals/{deal_id}", headers=org.as_admin()), 404)
+
+
+def test_a_query_parameter_given_twice_is_refused(org: Org) -> None:
+    response = org.client.get("/api/v1/users?active=true&active=false", headers=org.as_admin())
+    assert "active" in error(response, 422)
+
+
+ORG = {"name": "Acme", "domains": ["acme.example"], "timezone": "Europe/Brussels"}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"timezone": "INFO"},
+        {"timezone": "Factory"},
+        {"admin_email": "INFO"},
+        {"admin_email": "ann\x00@acme.example"},
+        {"domains": [""]},
+        {"domains": [" acme.example"]},
+        {"fiscal_year_start_month": True},
+        {"fiscal_year_start_month": "1"},
+        {"name": "a\x00b"},
+    ],
+)
+def test_org_settings_are_what_the_openapi_lists(
+    client: TestClient, fields: dict[str, Any]
+) -> None:
+    error(client.post("/api/v1/orgs", json={**ORG, **fields}, headers=ADMIN), 422)
+
+
+def test_the_openapi_lists_the_zones_and_regions(client: TestClient) -> None:
+    schemas = client.app.openapi()["components"]["schemas"]  # type: ignore[attr-defined]
+    zones = schemas["OrgCreate"]["properties"]["timezone"]["enum"]
+    assert "Europe/Brussels" in zones and "UTC" in zones and "Factory" not in zones
+    region = schemas["TelephonyUpdate"]["properties"]["default_region"]["anyOf"][0]
+    assert "BE" in region["enum"] and "be" not in region["enum"]
+    email = schemas["UserCreate"]["properties"]["email"]
+    assert email["pattern"] and email["maxLength"] == 318
+
+
+def test_teams_take_a_name_and_a_json_integer(org: Org) -> None:
+    for body in ({"name": "a\x00b"}, {"name": "East", "manager_id": True}):
+        error(org.client.post("/api/v1/teams", json=body, headers=org.as_admin()), 422)
+
+
+@pytest.mark.parametrize(
+    ("rate", "status"),
+    [
+        (123456.123456789, 200),  # 15 significant digits
+        ("123456.123456789", 200),
+        (1234567.123456789, 422),  # 16
+        ("123456.1234567891", 422),
+        (0.0000000001, 200),  # 10 decimal places
+        (0.00000000001, 422),  # 11
+    ],
+)
+def test_a_rate_has_at_most_15_significant_digits(org: Org, rate: Any, status: int) -> None:
+    body = {"rates": [{"currency": "USD", "rate": rate, "effective_from": "2026-01-01"}]}
+    response = org.client.put("/api/v1/org/exchange-rates", json=body, headers=org.as_admin())
+    assert response.status_code == status, response.text
+
+
+def test_a_plan_target_is_a_decimal_the_openapi_describes(org: Org) -> None:
+    for target in ("ix", "0.00001", "1e3", "-5"):
+        params = {"target": target, "period": "month"}
+        response = org.client.get("/api/v1/quotas/plan", params=params, headers=org.as_admin())
+        error(response, 422)
+    params = {"target": "1000.5", "period": "month"}
+    ok = org.client.get("/api/v1/quotas/plan", params=params, headers=org.as_admin())
+    assert ok.status_code == 200, ok.text

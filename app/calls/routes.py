@@ -15,10 +15,10 @@ from app.calls.signatures import BadSignature, check_generic, check_twilio
 from app.deps import SessionDep
 from app.errors import BadRequest, Unauthorized
 from app.models import Organization
+from app.schemas import MAX_ID
 
 router = APIRouter(tags=["telephony"])
 
-MAX_ID = 2**63 - 1
 # Failures only (a bad signature, an unknown organization): phone systems call every
 # organization's webhooks from shared addresses, so one organization's stale secret must not
 # slow the others' signed calls.

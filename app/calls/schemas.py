@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas import LINE_PATTERN, NAME_PATTERN, Moment
+from app.schemas import JSON_INTEGER, LINE_PATTERN, NAME_PATTERN, Moment
 
 CallStatus = Literal["completed", "no-answer", "busy", "failed", "canceled"]
 
@@ -28,7 +28,7 @@ class GenericCall(BaseModel):
     )
     to: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN, examples=["+3225551234"])
     started_at: Moment = Field(description="ISO 8601 with offset")
-    duration_seconds: int = Field(ge=0, le=7 * 86400)
+    duration_seconds: Annotated[int, Field(ge=0, le=7 * 86400), JSON_INTEGER]
     status: CallStatus
     user_email: str | None = Field(
         None,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from app.models import Connection, ConnectionStatus, utcnow
+from app.schemas import Id
 
 Provider = Literal["imap", "caldav", "gmail", "google_calendar", "microsoft", "import"]
 
@@ -102,12 +103,33 @@ def _one_of(which: int) -> dict[str, Any]:
     return {"anyOf": [models[which].model_json_schema() for models in CONFIG_MODELS.values()]}
 
 
-class ConnectionCreate(BaseModel):
-    user_id: int
-    provider: Provider
-    config: dict[str, Any] = Field(
-        default_factory=dict, description="the provider's settings", json_schema_extra=_one_of(0)
+def _body_per_provider(schema: dict[str, Any]) -> None:
+    """The OpenAPI of POST /connections: the config its provider takes, one variant per
+    provider (`oneOf` on `provider`), so a client or a schema-driven test never pairs an
+    IMAP provider with a CalDAV config. Providers made elsewhere take no config here: the
+    server answers them 400, naming the OAuth flow or `tally import`."""
+    properties = schema["properties"]
+    properties["config"] = {"type": "object", "description": "the provider's settings"}
+    variants: list[dict[str, Any]] = [
+        {
+            "properties": {"provider": {"const": name}, "config": models[0].model_json_schema()},
+            "required": ["provider", "config"],
+        }
+        for name, models in CONFIG_MODELS.items()
+    ]
+    elsewhere = [p for p in get_args(Provider) if p not in CONFIG_MODELS]
+    variants.append(
+        {"properties": {"provider": {"enum": elsewhere}, "config": {"maxProperties": 0}}}
     )
+    schema["oneOf"] = variants
+
+
+class ConnectionCreate(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_body_per_provider)
+
+    user_id: Id
+    provider: Provider
+    config: dict[str, Any] = Field(default_factory=dict, description="the provider's settings")
 
 
 class ConnectionUpdate(BaseModel):

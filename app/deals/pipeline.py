@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.access import require_role
 from app.deals import schemas
 from app.deals.history import record
-from app.errors import Conflict, Unprocessable
+from app.errors import Conflict
 from app.models import Deal, DealStatus, PipelineStage, Role, User
 
 # What a new organization starts with. Migration 0006 holds a frozen copy for the
@@ -79,7 +79,8 @@ def replace_stages(
     removed = old - set(new)
     strays = sorted(set(data.move) - removed)
     if strays:
-        raise Unprocessable(f"move: {', '.join(strays)} is not a stage this update removes")
+        # which stages an update removes depends on the pipeline as it is: a conflict with it
+        raise Conflict(f"move: {', '.join(strays)} is not a stage this update removes")
     held = {s: n for s, n in open_deals_by_stage(session, org_id).items() if s in removed}
     unmoved = sorted(s for s in held if s not in data.move)
     if unmoved:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.access import require_role
 from app.deals import schemas
 from app.deals.currency import NoRate, RateBook, load_rates
-from app.errors import Unprocessable
+from app.errors import Conflict, Unprocessable
 from app.models import Deal, DealStatus, ExchangeRate, Organization, Role, User, utcnow
 
 
@@ -75,7 +75,8 @@ def rebase(session: Session, org_id: int, book: RateBook) -> None:
                 today=today,
             )
         except Unprocessable as error:
-            raise Unprocessable(f"deal {deal.id} would be left without a rate: {error}") from error
+            # the rates (or zone) asked for are fine on their own: they clash with a stored deal
+            raise Conflict(f"deal {deal.id} would be left without a rate: {error}") from error
         if (deal.value_base, deal.cost_base) != (value_base, cost_base):
             deal.value_base, deal.cost_base = value_base, cost_base
 
@@ -99,7 +100,8 @@ def read(session: Session, org_id: int) -> schemas.RatesRead:
 def replace_rates(session: Session, org_id: int, data: schemas.RatesUpdate) -> None:
     base = session.get_one(Organization, org_id).currency
     if any(r.currency == base for r in data.rates):
-        raise Unprocessable(f"{base} is the organization's own currency: its rate is always 1")
+        # a conflict with the organization's settings, not a malformed rate
+        raise Conflict(f"{base} is the organization's own currency: its rate is always 1")
     for row in session.scalars(select(ExchangeRate).where(ExchangeRate.org_id == org_id)):
         session.delete(row)
     session.flush()

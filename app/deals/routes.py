@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.activities import schemas as activity_schemas
 from app.activities import service as activity_service
+from app.activities.routes import read_cursor
 from app.deals import history, pipeline, queries, rates, schemas, service
 from app.deps import CurrentUser, SessionDep
 from app.models import DealStatus
@@ -111,7 +112,7 @@ def deal_activities(
     paging: Annotated[PageParams, Depends(page_params)],
 ) -> Page[activity_schemas.ActivityRead]:
     deal = service.visible_deal(session, caller, deal_id)
-    position = decode_cursor(paging.cursor, activity_service.read_position)
+    position = decode_cursor(paging.cursor, read_cursor)
     rows = queries.deal_activities(session, caller, deal, after=position, limit=paging.limit + 1)
     return activity_service.page_of(session, rows, paging.limit)
 
@@ -124,6 +125,9 @@ def read_stages(session: SessionDep, caller: CurrentUser) -> schemas.PipelineRea
 @router.put(
     "/pipeline/stages",
     summary="Replace the pipeline; open deals in a removed stage need a move (admin)",
+    description="Stage names are unique, and `move` sends each removed stage to a stage of the "
+    "new list (else a 422). 409 when a removed stage holds open deals and `move` says nothing "
+    "for it, or when `move` names a stage this update does not remove.",
     responses=CONFLICT_ERROR,
 )
 def replace_stages(
@@ -140,6 +144,9 @@ def read_rates(session: SessionDep, caller: CurrentUser) -> schemas.RatesRead:
 @router.put(
     "/org/exchange-rates",
     summary="Replace the exchange rates; closed deals are converted again (admin)",
+    description="409 when a rate is for the organization's own currency, or when a deal would "
+    "be left without a rate in force.",
+    responses=CONFLICT_ERROR,
 )
 def replace_rates(
     data: schemas.RatesUpdate, session: SessionDep, caller: CurrentUser

@@ -24,6 +24,7 @@ from pydantic import (
 from app.deals.currency import CENT, ISO_4217
 from app.models import DealStatus
 from app.schemas import (
+    JSON_INTEGER,
     LINE_PATTERN,
     NAME_PATTERN,
     Day,
@@ -66,12 +67,21 @@ def _stage_name(value: str) -> str:
 
 # A decimal string as the OpenAPI states it: no sign, no exponent, no leading zero.
 _MONEY_TEXT = r"^(?:0|[1-9][0-9]{0,12})(?:\.[0-9]{1,2})?$"
-# above 0: a whole part from 1, or 0 and a fraction with a non-zero digit among its 10
+# A rate has at most 15 significant digits and 10 decimal places, written so the pattern
+# and the number's bounds say it: a whole part of 1 to 5 digits takes up to 10 decimals, one
+# of n digits (6 to 13) up to 15 - n; below 1, a fraction with a non-zero digit among its 10.
 _RATE_TEXT = (
-    r"^(?:[1-9][0-9]{0,12}(?:\.[0-9]{1,10})?|0\.(?:"
+    r"^(?:[1-9][0-9]{0,4}(?:\.[0-9]{1,10})?|"
+    + "|".join(f"[1-9][0-9]{{{n - 1}}}(?:\\.[0-9]{{1,{15 - n}}})?" for n in range(6, 14))
+    + r"|0\.(?:"
     + "|".join(f"0{{{k}}}[1-9][0-9]{{0,{9 - k}}}" for k in range(10))
     + r"))$"
 )
+# As a number: below 10^5 a multiple of 10^-10; from 10^k to 10^(k+1) a multiple of 10^(k-14)
+_RATE_NUMBERS = [{"exclusiveMinimum": 0, "exclusiveMaximum": 10**5, "multipleOf": 1e-10}] + [
+    {"minimum": 10**k, "exclusiveMaximum": 10 ** (k + 1), "multipleOf": float(f"1e{k - 14}")}
+    for k in range(5, 13)
+]
 _PROBABILITY_TEXT = r"^(?:0(?:\.[0-9]{1,4})?|1(?:\.0{1,4})?)$"
 
 
@@ -114,10 +124,14 @@ RateValue = Annotated[
     decimal_text(_RATE_TEXT, _RATE_DOC),
     Field(gt=0, lt=MONEY_LIMIT, decimal_places=10, allow_inf_nan=False),
     AfterValidator(_fifteen_digits),
-    decimal_schema(
-        {"exclusiveMinimum": 0, "exclusiveMaximum": 10**13, "multipleOf": 1e-10},
-        _RATE_TEXT,
-        _RATE_DOC,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                *({"type": "number", **bounds} for bounds in _RATE_NUMBERS),
+                {"type": "string", "pattern": _RATE_TEXT},
+            ],
+            "description": _RATE_DOC,
+        }
     ),
 ]
 ExternalId = Annotated[str, Field(min_length=1, max_length=255, pattern=LINE_PATTERN)]
@@ -219,7 +233,9 @@ class DealChangeRead(BaseModel):
 class Stage(BaseModel):
     name: StageName
     probability: Probability
-    rotten_days: int = Field(14, ge=1, le=3650, description="days without activity before rot")
+    rotten_days: Annotated[int, Field(ge=1, le=3650), JSON_INTEGER] = Field(
+        14, description="days without activity before rot"
+    )
 
 
 class StageRead(BaseModel):
@@ -241,7 +257,9 @@ def _stage_keys(schema: dict[str, Any]) -> None:
 class PipelineUpdate(BaseModel):
     model_config = ConfigDict(json_schema_extra=_stage_keys)
 
-    stages: list[Stage] = Field(min_length=1, max_length=MAX_STAGES, description="in order")
+    stages: list[Stage] = Field(
+        min_length=1, max_length=MAX_STAGES, description="in order; names unique"
+    )
     move: dict[StageName, StageName] = Field(
         default_factory=dict,
         max_length=MAX_STAGES,
@@ -277,7 +295,10 @@ class RatesRead(BaseModel):
 
 
 class RatesUpdate(BaseModel):
-    rates: list[RateIn] = Field(max_length=MAX_RATES, description="replaces the whole list")
+    rates: list[RateIn] = Field(
+        max_length=MAX_RATES,
+        description="replaces the whole list; at most one rate per currency and effective_from",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> Self:

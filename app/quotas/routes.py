@@ -131,8 +131,12 @@ def quota_plan(
     session: SessionDep,
     caller: CurrentUser,
     target: Annotated[
-        Decimal,
-        Query(gt=0, lt=10**13, allow_inf_nan=False, description="the revenue target"),
+        str,
+        Query(
+            max_length=64,
+            pattern=schemas.TARGET_TEXT,
+            description=f"the revenue target: {schemas.TARGET_DOC}",
+        ),
     ],
     period: PeriodUnit,
     day: DateParam = None,
@@ -142,7 +146,7 @@ def quota_plan(
     return planning.plan(
         session,
         caller,
-        target=target,
+        target=Decimal(target).quantize(schemas.TARGET_STEP),
         period=period,
         day=day,
         user_id=user_id,

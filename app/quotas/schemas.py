@@ -17,7 +17,7 @@ from app.schemas import Day, Id, decimal_schema, decimal_text
 
 _PERIOD_END = "the last day included in the period"
 TARGET_LIMIT = Decimal(10**13)
-_TARGET_STEP = Decimal("0.0001")  # quotas.target is Numeric(20, 4)
+TARGET_STEP = Decimal("0.0001")  # quotas.target is Numeric(20, 4)
 
 
 def json_number(value: Decimal) -> int | float:
@@ -25,19 +25,17 @@ def json_number(value: Decimal) -> int | float:
 
 
 Number = Annotated[Decimal, PlainSerializer(json_number, return_type=float, when_used="json")]
-# above 0, below 10^13; as a string without sign or exponent
-_TARGET_TEXT = r"^(?:[1-9][0-9]{0,12}(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)$"
-_TARGET_DOC = "above 0 and under 10^13; rounded to 4 decimal places"
+# From 0.0001 (the smallest target rounding to 4 decimal places keeps above 0) to under
+# 10^13; as a string without sign or exponent: a whole part from 1, or 0 and a fraction with
+# a non-zero digit among its first 4.
+TARGET_TEXT = r"^(?:[1-9][0-9]{0,12}(?:\.[0-9]+)?|0\.(?:[1-9]|0[1-9]|00[1-9]|000[1-9])[0-9]*)$"
+TARGET_DOC = "from 0.0001 to under 10^13; rounded to 4 decimal places"
 Target = Annotated[
     Decimal,
-    decimal_text(_TARGET_TEXT, _TARGET_DOC),
-    Field(gt=0, lt=TARGET_LIMIT, allow_inf_nan=False),
-    AfterValidator(lambda value: value.quantize(_TARGET_STEP)),
-    decimal_schema(
-        {"exclusiveMinimum": 0, "exclusiveMaximum": 10**13},
-        _TARGET_TEXT,
-        _TARGET_DOC,
-    ),
+    decimal_text(TARGET_TEXT, TARGET_DOC),
+    Field(ge=TARGET_STEP, lt=TARGET_LIMIT, allow_inf_nan=False),
+    AfterValidator(lambda value: value.quantize(TARGET_STEP)),
+    decimal_schema({"minimum": 0.0001, "exclusiveMaximum": 10**13}, TARGET_TEXT, TARGET_DOC),
 ]
 
 
@@ -123,7 +121,8 @@ def _target_and_start_not_null(schema: dict[str, Any]) -> None:
 
 class QuotaUpdate(BaseModel):
     """Fields left out are unchanged. The resulting effective_to, when set, is on or after
-    the resulting effective_from."""
+    the resulting effective_from: a 422 when both are given out of order, a 409 when the one
+    given is out of order with the quota's other."""
 
     model_config = ConfigDict(json_schema_extra=_target_and_start_not_null)
 
@@ -137,6 +136,11 @@ class QuotaUpdate(BaseModel):
         for name in ("target", "effective_from"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} may not be null")
+        # both given: the body contradicts itself (a 422); one against the stored other is a
+        # conflict with the quota as it is (a 409, from the service)
+        start, end = self.effective_from, self.effective_to
+        if start is not None and end is not None and end < start:
+            raise ValueError("effective_to is before effective_from")
         return self
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.access import managed_team_ids, require_role, visible_team, visible_user, visible_user_ids
-from app.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from app.errors import BadRequest, Conflict, Forbidden, NotFound
 from app.metrics.catalogue import Metric
 from app.metrics.engine import measure, org_frame
 from app.metrics.periods import PeriodUnit
@@ -139,7 +139,7 @@ def update_quota(session: Session, caller: User, quota_id: int, data: schemas.Qu
     for name, value in data.model_dump(exclude_unset=True).items():
         setattr(quota, name, value)
     if quota.effective_to is not None and quota.effective_to < quota.effective_from:
-        raise Unprocessable("effective_to is before effective_from")
+        raise Conflict("the quota would end (effective_to) before it starts (effective_from)")
     _check_overlap(session, quota)
     session.flush()
     return quota

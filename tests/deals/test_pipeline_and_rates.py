@@ -99,8 +99,9 @@ def test_removing_a_stage_with_open_deals_needs_a_move_kept_in_their_history(org
     refused = put(org, STAGES, without)
     assert refused.status_code == 409, refused.text
     assert "Discovery" in refused.json()["error"]["message"]
+    # Proposal stays: which stages an update removes depends on the pipeline as it is
     wrong = put(org, STAGES, {**without, "move": {"Proposal": "Negotiation"}})
-    assert wrong.status_code == 422, wrong.text
+    assert wrong.status_code == 409, wrong.text
     moved = put(org, STAGES, {**without, "move": {"Discovery": "Proposal"}})
     assert moved.status_code == 200, moved.text
     deal = org.client.get(f"/api/v1/deals/{open_deal['id']}", headers=org.as_admin()).json()
@@ -202,7 +203,7 @@ def test_exchange_rates_are_replaced_and_closed_deals_converted_again(org: Org) 
     # a PUT that would leave a deal without a rate is refused as a whole
     for kept in (rates[1:], [r for r in rates if r["currency"] != "USD"]):
         refused = put(org, RATES, {"rates": kept})
-        assert refused.status_code == 422, refused.text
+        assert refused.status_code == 409, refused.text  # a conflict with the stored deal
         assert "USD" in refused.json()["error"]["message"]
     assert len(org.client.get(RATES, headers=org.as_admin()).json()["rates"]) == 3
     assert bases(org.id)[won["id"]] == (Decimal("60.00"), Decimal("30.00"))
@@ -211,7 +212,6 @@ def test_exchange_rates_are_replaced_and_closed_deals_converted_again(org: Org) 
 @pytest.mark.parametrize(
     ("rate", "needle"),
     [
-        ({"currency": "EUR", "rate": 1, "effective_from": "2026-01-01"}, "own currency"),
         ({"currency": "USD", "rate": 0, "effective_from": "2026-01-01"}, "rate"),
         ({"currency": "USD", "rate": -1, "effective_from": "2026-01-01"}, "rate"),
         ({"currency": "USD", "rate": "1234567.1234567891", "effective_from": "2026-01-01"}, "15"),
@@ -224,6 +224,12 @@ def test_bad_rates_are_refused(org: Org, rate: dict[str, Any], needle: str) -> N
     response = put(org, RATES, {"rates": [rate]})
     assert response.status_code == 422, response.text
     assert needle in response.json()["error"]["message"]
+
+
+def test_a_rate_for_the_organizations_own_currency_is_a_conflict(org: Org) -> None:
+    rate = {"currency": "EUR", "rate": 1, "effective_from": "2026-01-01"}
+    response = put(org, RATES, {"rates": [rate]})
+    assert response.status_code == 409 and "own currency" in response.json()["error"]["message"]
 
 
 def test_two_rates_for_one_currency_and_day_are_refused(org: Org) -> None:

@@ -193,9 +193,14 @@ def test_quota_lifecycle(world: World) -> None:
         path, json={"effective_to": None}, headers=world.headers("mia")
     )
     assert cleared.json()["effective_to"] is None
-    for bad in ({"target": None}, {"target": 0}, {"effective_to": "2024-04-01"}):
+    reversed_dates = {"effective_from": "2024-05-01", "effective_to": "2024-04-01"}
+    for bad in ({"target": None}, {"target": 0}, reversed_dates):
         response = world.org.client.patch(path, json=bad, headers=world.org.as_admin())
         assert response.status_code == 422, (bad, response.text)
+    # an end before the start the quota has: a conflict with it, not a malformed body
+    ends_early = {"effective_to": "2024-04-01"}
+    response = world.org.client.patch(path, json=ends_early, headers=world.org.as_admin())
+    assert response.status_code == 409, response.text
     assert world.org.client.delete(path, headers=world.org.as_admin()).status_code == 204
     assert world.get("admin", path).status_code == 404
 
