@@ -11,10 +11,10 @@ from pydantic import ValidationError
 from app.config import settings
 from app.connections import schemas, service
 from app.deps import CurrentUser, SessionDep
-from app.errors import BadRequest, Unprocessable
+from app.errors import BadRequest, Forbidden, Unprocessable
 from app.pagination import Page, PageParams, decode_cursor, page_by_id, page_params, read_id
 from app.providers import not_made_by_the_api
-from app.schemas import ErrorBody
+from app.schemas import ErrorBody, id_query
 from connectors.netguard import BlockedAddress, check_host
 
 router = APIRouter(
@@ -30,11 +30,17 @@ router = APIRouter(
 )
 
 _MOVED: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ErrorBody,
+        "description": "The role forbids it; or the server named is, or resolves to, a "
+        "loopback, private or link-local address this instance does not connect to "
+        "(TALLY_ALLOWED_PRIVATE_HOSTS)",
+    },
     422: {
         "model": ErrorBody,
         "description": "Invalid settings; or they change where the credentials are sent "
         "(host, port, security, username; url) without giving the password again",
-    }
+    },
 }
 
 
@@ -47,8 +53,9 @@ def _validated(provider: str, config: dict[str, Any], *, partial: bool) -> dict[
         return schemas.plain_config(model.model_validate(config))
     except ValidationError as error:
         first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise Unprocessable(f"config.{where}: {first['msg']}") from None
+        where = "".join(f".{p}" for p in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise Unprocessable(f"config{where}: {message}") from None
 
 
 def _guard(provider: str, config: dict[str, Any]) -> None:
@@ -66,7 +73,9 @@ def _guard(provider: str, config: dict[str, Any]) -> None:
     try:
         check_host(host, port, settings.allowed_private_hosts)
     except BlockedAddress as error:
-        raise Unprocessable(f"config: {error}") from None
+        # the instance's policy, not the shape of the input (no schema can say which names
+        # resolve where): refused like a firewall would, 403
+        raise Forbidden(f"config: {error}") from None
     except (OSError, UnicodeError):
         return
 
@@ -92,7 +101,7 @@ def list_connections(
     session: SessionDep,
     caller: CurrentUser,
     paging: Annotated[PageParams, Depends(page_params)],
-    user_id: Annotated[int | None, Query()] = None,
+    user_id: Annotated[int | None, id_query("only this user's connections")] = None,
 ) -> Page[schemas.ConnectionRead]:
     rows = service.list_for(
         session,

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from app.models import Connection, ConnectionStatus, utcnow
+from app.providers import endpoint_fields
 from app.schemas import Id
+
+IMAP_ENDPOINT = endpoint_fields("imap")
+CALDAV_ENDPOINT = endpoint_fields("caldav")
 
 Provider = Literal["imap", "caldav", "gmail", "google_calendar", "microsoft", "import"]
 
@@ -48,8 +52,34 @@ _MOVES = (
 )
 
 
-class ImapConfigUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _with_password(*fields: str) -> Any:
+    """The rule of a PATCH that names where the credentials go (providers.endpoint_fields):
+    the password comes with it, whatever the values (a stored secret is only ever sent where
+    it was given). In the OpenAPI as `dependentRequired`, checked by the model alike."""
+
+    def schema(schema: dict[str, Any]) -> None:
+        schema["dependentRequired"] = {field: ["password"] for field in fields}
+
+    return schema
+
+
+class _NeedsPassword(BaseModel):
+    @model_validator(mode="after")
+    def _password_with_endpoint(self) -> _NeedsPassword:
+        named = sorted(set(self.model_fields_set) & set(endpoint_fields(self._provider)))
+        if named and "password" not in self.model_fields_set:
+            raise ValueError(
+                f"changing {', '.join(named)} needs the password again: stored credentials "
+                "are only ever sent to the server and account they were given for"
+            )
+        return self
+
+    _provider: ClassVar[str]
+
+
+class ImapConfigUpdate(_NeedsPassword):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_with_password(*IMAP_ENDPOINT))
+    _provider: ClassVar[str] = "imap"
 
     host: Host | None = Field(None, description=_MOVES)
     port: int | None = Field(None, ge=1, le=65535, description=_MOVES)
@@ -72,8 +102,9 @@ class CaldavConfig(BaseModel):
     )
 
 
-class CaldavConfigUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CaldavConfigUpdate(_NeedsPassword):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_with_password(*CALDAV_ENDPOINT))
+    _provider: ClassVar[str] = "caldav"
 
     url: Url | None = Field(None, description=_MOVES)
     username: Login | None = Field(None, description=_MOVES)
@@ -104,24 +135,25 @@ def _one_of(which: int) -> dict[str, Any]:
 
 
 def _body_per_provider(schema: dict[str, Any]) -> None:
-    """The OpenAPI of POST /connections: the config its provider takes, one variant per
-    provider (`oneOf` on `provider`), so a client or a schema-driven test never pairs an
-    IMAP provider with a CalDAV config. Providers made elsewhere take no config here: the
+    """The OpenAPI of POST /connections: one variant per provider made here (`oneOf` on
+    `provider`), each with the config it takes, so a client or a schema-driven test never
+    pairs an IMAP provider with a CalDAV config. The other providers are not made here: the
     server answers them 400, naming the OAuth flow or `tally import`."""
     properties = schema["properties"]
     properties["config"] = {"type": "object", "description": "the provider's settings"}
-    variants: list[dict[str, Any]] = [
+    properties["provider"] = {
+        "enum": list(CONFIG_MODELS),
+        "description": "imap or caldav; gmail, google_calendar and microsoft connections "
+        "come from GET /connections/oauth/{google|microsoft}/start, imports from `tally "
+        "import` (both answered 400 here)",
+    }
+    schema["oneOf"] = [
         {
             "properties": {"provider": {"const": name}, "config": models[0].model_json_schema()},
             "required": ["provider", "config"],
         }
         for name, models in CONFIG_MODELS.items()
     ]
-    elsewhere = [p for p in get_args(Provider) if p not in CONFIG_MODELS]
-    variants.append(
-        {"properties": {"provider": {"enum": elsewhere}, "config": {"maxProperties": 0}}}
-    )
-    schema["oneOf"] = variants
 
 
 class ConnectionCreate(BaseModel):

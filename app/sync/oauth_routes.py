@@ -24,7 +24,7 @@ from app.deps import CurrentUser, SessionDep
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import User, utcnow
 from app.providers import CONSENTS
-from app.schemas import ErrorBody
+from app.schemas import ErrorBody, id_query
 from app.sync.registry import oauth_client
 from app.users import service as users
 from connectors.base import AuthExpired, ConnectorError
@@ -71,7 +71,7 @@ def oauth_start(
     name: str,
     session: SessionDep,
     caller: CurrentUser,
-    user_id: Annotated[int | None, Query(description="admin only: another user")] = None,
+    user_id: Annotated[int | None, id_query("admin only: another user")] = None,
     redirect: Annotated[bool, Query(description="answer 307 to the consent URL")] = False,
 ) -> OAuthStart | RedirectResponse:
     user: User = oauth.consenting_user(session, caller, user_id)

@@ -146,14 +146,17 @@ def test_each_imap_endpoint_field_needs_the_password_again(
     assert "pw-2" not in accepted.text
 
 
-def test_settings_that_keep_the_endpoint_need_no_password(org: Org, dovecot: DovecotServer) -> None:
+def test_naming_the_endpoint_needs_the_password_even_unchanged(
+    org: Org, dovecot: DovecotServer
+) -> None:
+    """One rule, the OpenAPI's `dependentRequired`: a PATCH that names host, port, security
+    or username gives the password with it, whatever the values; other settings need none."""
     connection_id = imap(org, dovecot, login(dovecot, "pw-1"), "pw-1")
-    same = {"host": dovecot.host, "port": dovecot.port, "security": "none", "folders": ["INBOX"]}
-    assert patch(org, connection_id, same).status_code == 200
-    # a field left out at creation has its default: giving that default moves nothing
-    defaulted = create(org, "imap", {"host": "imap.acme.example", "username": "a", "password": "p"})
-    response = patch(org, defaulted, {"port": 993, "security": "ssl"})
-    assert response.status_code == 200, response.text
+    same = {"host": dovecot.host, "port": dovecot.port, "security": "none"}
+    refused = patch(org, connection_id, same)
+    assert refused.status_code == 422 and "needs the password" in refused.text
+    assert patch(org, connection_id, {**same, "password": "pw-1"}).status_code == 200
+    assert patch(org, connection_id, {"folders": ["INBOX"]}).status_code == 200
 
 
 def test_a_moved_connection_logs_in_where_it_points_with_the_new_password(

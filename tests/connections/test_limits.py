@@ -93,10 +93,10 @@ def test_one_sync_logs_a_bounded_number_of_lines_about_one_connection(
 
 def test_a_server_this_instance_never_connects_to_is_refused_when_saved(org: Org) -> None:
     refused = post(org, "imap", {**IMAP, "host": "10.0.0.5"})
-    assert refused.status_code == 422, refused.text
+    assert refused.status_code == 403, refused.text
     assert "non-public address" in refused.json()["error"]["message"]
     caldav = post(org, "caldav", {**CALDAV, "url": "http://169.254.169.254:8080/latest/"})
-    assert caldav.status_code == 422, caldav.text
+    assert caldav.status_code == 403, caldav.text
     created = post(org, "imap", IMAP)  # a name that does not resolve now is saved
     assert created.status_code == 201, created.text
     moved = org.client.patch(
@@ -104,4 +104,4 @@ def test_a_server_this_instance_never_connects_to_is_refused_when_saved(org: Org
         json={"config": {"host": "192.168.1.1", "password": "pw"}},
         headers=org.as_admin(),
     )
-    assert moved.status_code == 422 and "non-public address" in moved.text
+    assert moved.status_code == 403 and "non-public address" in moved.text
