@@ -235,5 +235,18 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
             }
         },
     },
+    503: {
+        **_error(
+            "The database could not do it now: a lock not granted within the API's lock "
+            "timeout (a sync writing the same connection, say), a statement past its time "
+            "limit, or no free database connection; code unavailable; retry after Retry-After"
+        ),
+        "headers": {
+            "Retry-After": {
+                "description": "seconds to wait before the same request",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+    },
 }
 CONFLICT_ERROR: dict[int | str, dict[str, Any]] = {409: _error("Conflicts with existing data")}

@@ -17,17 +17,7 @@ from app.providers import not_made_by_the_api
 from app.schemas import ErrorBody, id_query
 from connectors.netguard import BlockedAddress, check_host
 
-router = APIRouter(
-    tags=["connections"],
-    responses={
-        503: {
-            "model": ErrorBody,
-            "description": "The database could not do it now (a sync held the connection "
-            "past the lock timeout, a statement ran past the statement timeout); retry after "
-            "the Retry-After header's seconds",
-        }
-    },
-)
+router = APIRouter(tags=["connections"])
 
 _MOVED: dict[int | str, dict[str, Any]] = {
     403: {

@@ -46,10 +46,7 @@ def holding(database: Database, connection_id: int, mode: str) -> Iterator[DBCon
 
 def connect(org: Org) -> int:
     config = {"host": "imap.acme.example", "username": "ana", "password": "pw"}
-    body = {"user_id": org.users["ana@acme.example"]["id"], "provider": "imap", "config": config}
-    response = org.client.post("/api/v1/connections", json=body, headers=org.as_admin())
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
+    return org.connect("ana@acme.example", "imap", config)
 
 
 def timed(org: Org, method: str, path: str, **kwargs: Any) -> tuple[Any, float]:
@@ -75,6 +72,7 @@ def test_a_row_held_for_writing_answers_503_with_retry_after(org: Org, database:
             body = {"json": {"config": {"folders": ["INBOX"]}}} if method == "PATCH" else {}
             refused, seconds = timed(org, method, where, **body)
             assert refused.status_code == 503, (method, refused.text)
+            assert refused.json()["error"]["code"] == "unavailable"
             assert refused.headers["Retry-After"] == "2"
             assert "retry in 2 s" in refused.json()["error"]["message"]
             assert wait <= seconds < wait + MARGIN, (method, seconds)
