@@ -41,7 +41,7 @@ from mailgen import Mailbox  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from app.config import settings  # noqa: E402
-from app.db import session_scope, set_database  # noqa: E402
+from app.db import Database, session_scope, set_database  # noqa: E402
 from app.models import Activity, Connection, Contact, utcnow  # noqa: E402
 from app.runtime import settle_heap  # noqa: E402
 from app.security import encrypt_secret  # noqa: E402
@@ -94,6 +94,17 @@ def connector(dovecot: DovecotServer) -> ImapConnector:
     )
 
 
+def mailbox_owner(database: Database, dovecot: DovecotServer) -> int:
+    """bench/ingest's mailbox owner, their IMAP connection pointed at this Dovecot (plain
+    IMAP, the bench login); the connection's id."""
+    org = create_mailbox_owner(database)
+    with session_scope() as session:
+        connection = session.get_one(Connection, org.connection_id)
+        connection.config = dovecot.settings(LOGIN)
+        connection.secret = encrypt_secret({"password": PASSWORD})
+    return org.connection_id
+
+
 def timed(run: Callable[[], object]) -> tuple[float, float, float]:
     """(wall, this process's CPU, Dovecot's CPU) seconds of run()."""
     t0, c0, d0 = time.perf_counter(), time.process_time(), dovecot_cpu()
@@ -118,20 +129,12 @@ def bench(backend: str, dovecot: DovecotServer, workdir: Path) -> list[str]:
         f"| {cpu / pulled[0] * 1e6:,.0f} | {server / pulled[0] * 1e6:,.0f} | |"
     )
     with fresh_database(backend, workdir, "imap") as database:
-        org = create_mailbox_owner(database)
+        connection_id = mailbox_owner(database, dovecot)
         with session_scope() as session:
-            connection = session.get_one(Connection, org.connection_id)
-            connection.config = {
-                "host": dovecot.host,
-                "port": dovecot.port,
-                "username": LOGIN,
-                "security": "none",
-            }
-            connection.secret = encrypt_secret({"password": PASSWORD})
-            connection.next_sync_at = utcnow()
+            session.get_one(Connection, connection_id).next_sync_at = utcnow()
         wall, cpu, server = timed(SyncWorker(1).drain)
         with session_scope() as session:
-            stored = session.get_one(Connection, org.connection_id)
+            stored = session.get_one(Connection, connection_id)
             seen, status, error = stored.messages_seen, stored.status, stored.last_error
             activities = session.scalar(select(func.count()).select_from(Activity))
             contacts = session.scalar(select(func.count()).select_from(Contact))

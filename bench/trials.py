@@ -46,14 +46,13 @@ import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 
-from imap import LOGIN, PASSWORD, fill  # noqa: E402
-from ingest import create_mailbox_owner, fresh_database, say  # noqa: E402
+from imap import LOGIN, PASSWORD, fill, mailbox_owner  # noqa: E402
+from ingest import fresh_database, say  # noqa: E402
 from mailgen import Mailbox  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from app.db import Database, session_scope, set_database  # noqa: E402
+from app.db import session_scope, set_database  # noqa: E402
 from app.models import Activity, ActivityDay, Connection, utcnow  # noqa: E402
-from app.security import encrypt_secret  # noqa: E402
 from tests.fixtures.dovecot import DovecotServer, find_binary  # noqa: E402
 from tests.sync.processes import Processes, wait_for  # noqa: E402
 
@@ -69,20 +68,6 @@ class Outcome:
     keys: list[Key]
     rollup: int  # sum of activity_days.count
     seen: int  # the connection's messages_seen
-
-
-def prepare(database: Database, dovecot: DovecotServer) -> int:
-    org = create_mailbox_owner(database)
-    with session_scope() as session:
-        connection = session.get_one(Connection, org.connection_id)
-        connection.config = {
-            "host": dovecot.host,
-            "port": dovecot.port,
-            "username": LOGIN,
-            "security": "none",
-        }
-        connection.secret = encrypt_secret({"password": PASSWORD})
-    return org.connection_id
 
 
 def lease_owner(connection_id: int) -> str | None:
@@ -111,7 +96,7 @@ def trial(
     """One backfill by two workers; `mode` "kill", "stop" or "none" for the victim."""
     workdir = Path(tempfile.mkdtemp(prefix="tally-trial-"))
     with fresh_database("postgresql", workdir, "trials") as database:
-        connection_id = prepare(database, dovecot)
+        connection_id = mailbox_owner(database, dovecot)
         env = {
             "TALLY_DATABASE_URL": database.url,
             "TALLY_SYNC_TICK_SECONDS": "0.5",

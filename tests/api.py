@@ -40,6 +40,13 @@ class Org:
             assert response.status_code == 202, response.text
         SyncWorker(2).drain()
 
+    def connect(self, email: str, provider: str, config: dict[str, Any]) -> int:
+        """Create the user's connection through the API, as an admin; its id."""
+        body = {"user_id": self.users[email]["id"], "provider": provider, "config": config}
+        response = self.client.post("/api/v1/connections", json=body, headers=self.as_admin())
+        assert response.status_code == 201, response.text
+        return int(response.json()["id"])
+
     def connection(self, connection_id: int) -> dict[str, Any]:
         response = self.client.get(f"/api/v1/connections/{connection_id}", headers=self.as_admin())
         assert response.status_code == 200, response.text

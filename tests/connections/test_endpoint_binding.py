@@ -75,28 +75,11 @@ def login(dovecot: DovecotServer, password: str) -> str:
 
 
 def imap(org: Org, dovecot: DovecotServer, username: str, password: str) -> int:
-    config = {
-        "host": dovecot.host,
-        "port": dovecot.port,
-        "username": username,
-        "password": password,
-        "security": "none",
-    }
-    return create(org, "imap", config)
+    return create(org, "imap", dovecot.settings(username, password))
 
 
 def create(org: Org, provider: str, config: dict[str, Any]) -> int:
-    response = org.client.post(
-        "/api/v1/connections",
-        json={
-            "user_id": org.users["ana@acme.example"]["id"],
-            "provider": provider,
-            "config": config,
-        },
-        headers=org.as_admin(),
-    )
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
+    return org.connect("ana@acme.example", provider, config)
 
 
 def patch(org: Org, connection_id: int, config: dict[str, Any]) -> Any:

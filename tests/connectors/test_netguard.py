@@ -207,24 +207,16 @@ def test_a_synced_connection_to_a_private_address_fails_with_a_clear_error(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, host: str
 ) -> None:
     org = make_org(client)
-    ana = org.user("ana@acme.example")["id"]
+    org.user("ana@acme.example")
     # saved while allowed (or before the name pointed inside): the check at connect time holds
     monkeypatch.setattr(settings, "allowed_private_hosts", ["0.0.0.0/0", "::/0", "localhost"])
-    created = client.post(
-        "/api/v1/connections",
-        headers=org.as_admin(),
-        json={
-            "user_id": ana,
-            "provider": "imap",
-            "config": {"host": host, "port": 993, "username": "ana", "password": "pw"},
-        },
-    )
-    assert created.status_code == 201, created.text
+    config = {"host": host, "port": 993, "username": "ana", "password": "pw"}
+    connection_id = org.connect("ana@acme.example", "imap", config)
     monkeypatch.setattr(settings, "allowed_private_hosts", [])
     started = time.monotonic()
-    org.sync(created.json()["id"])
+    org.sync(connection_id)
     assert time.monotonic() - started < 10
-    shown = org.connection(created.json()["id"])
+    shown = org.connection(connection_id)
     assert shown["status"] == "error"
     assert REFUSED in shown["last_error"] and "TALLY_ALLOWED_PRIVATE_HOSTS" in shown["last_error"]
     for tell in ("refused the connection", "did not answer", "timed out", "dropped"):
@@ -236,22 +228,10 @@ def test_an_allowed_network_syncs(
 ) -> None:
     monkeypatch.setattr(settings, "allowed_private_hosts", ["127.0.0.0/8"])
     org = make_org(client)
-    ana = org.user("ana@acme.example")["id"]
+    org.user("ana@acme.example")
     login = f"ana-{uuid.uuid4().hex[:8]}@imap.test"
     dovecot.add_user(login, "pw")
-    config = {
-        "host": dovecot.host,
-        "port": dovecot.port,
-        "username": login,
-        "password": "pw",
-        "security": "none",
-    }
-    created = client.post(
-        "/api/v1/connections",
-        headers=org.as_admin(),
-        json={"user_id": ana, "provider": "imap", "config": config},
-    )
-    assert created.status_code == 201, created.text
-    org.sync(created.json()["id"])
-    shown = org.connection(created.json()["id"])
+    connection_id = org.connect("ana@acme.example", "imap", dovecot.settings(login, "pw"))
+    org.sync(connection_id)
+    shown = org.connection(connection_id)
     assert shown["status"] == "idle" and shown["last_error"] is None

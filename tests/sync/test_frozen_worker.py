@@ -75,17 +75,8 @@ def mailbox(postgres: Database, client: TestClient, dovecot: DovecotServer) -> M
         for i in range(MESSAGES)
     ]
     dovecot.append_many(login, "INBOX", [(m, None) for m in mail])
-    config = {
-        "host": dovecot.host,
-        "port": dovecot.port,
-        "username": login,
-        "password": "pw",
-        "security": "none",
-    }
-    body = {"user_id": org.users["ana@acme.example"]["id"], "provider": "imap", "config": config}
-    response = client.post("/api/v1/connections", json=body, headers=org.as_admin())
-    assert response.status_code == 201, response.text
-    return Mailbox(org.admin_key, response.json()["id"])
+    connection_id = org.connect("ana@acme.example", "imap", dovecot.settings(login, "pw"))
+    return Mailbox(org.admin_key, connection_id)
 
 
 def stored(connection_id: int) -> tuple[Connection, int, int]:

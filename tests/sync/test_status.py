@@ -28,10 +28,7 @@ def org(client: TestClient) -> Org:
 
 def connect(org: Org) -> int:
     config = {"host": "imap.acme.example", "username": "ana", "password": "pw"}
-    body = {"user_id": org.users["ana@acme.example"]["id"], "provider": "imap", "config": config}
-    response = org.client.post("/api/v1/connections", json=body, headers=org.as_admin())
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
+    return org.connect("ana@acme.example", "imap", config)
 
 
 def at(value: Any) -> datetime:
