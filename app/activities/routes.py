@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query
@@ -11,20 +11,10 @@ from app.activities import schemas, service
 from app.deps import CurrentUser, SessionDep
 from app.models import ActivityType, Organization
 from app.pagination import Page, PageParams, decode_cursor, page_params
-from app.schemas import MAX_ID, id_query
+from app.schemas import id_query
 from app.timeparams import End, Start, parse_bound
 
 router = APIRouter(tags=["activities"])
-
-
-def read_cursor(values: list[Any]) -> service.Position:
-    """The position an activity page's cursor holds (this listing's and a deal's)."""
-    moment, last_id = service.read_position(values)
-    # an id no row can have: PostgreSQL could not even bind it (id columns are 32-bit there)
-    # while SQLite would answer an empty page; invalid on both, as the other cursors are
-    if last_id > MAX_ID:
-        raise ValueError("not an id")
-    return moment, last_id
 
 
 @router.get(
@@ -60,6 +50,6 @@ def list_activities(
         start=parse_bound(start, tz, end=False),
         end=parse_bound(end, tz, end=True),
     )
-    position = decode_cursor(paging.cursor, read_cursor)
+    position = decode_cursor(paging.cursor, service.read_position)
     rows = service.list_for(session, caller, criteria, after=position, limit=paging.limit + 1)
     return service.page_of(session, rows, paging.limit)

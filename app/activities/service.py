@@ -47,11 +47,9 @@ from app.activities import schemas
 from app.db import one_of
 from app.models import Activity, ActivityContact, ActivityType, Contact, User
 from app.pagination import Page, encode_cursor
+from app.schemas import MAX_ID
 
 Position = tuple[datetime, int]  # (occurred_at, id) of the last row of the previous page
-
-# a cursor's id beyond what an id column holds is not a position (and would not bind)
-_LARGEST_ID = 2**63 - 1
 
 # SQLite refuses a compound SELECT of more than 500 parts (SQLITE_MAX_COMPOUND_SELECT)
 _USERS_PER_UNION = 400
@@ -250,7 +248,9 @@ def read_position(values: list[Any]) -> Position:
     if moment.tzinfo is None:
         raise ValueError("naive")
     last_id = values[1]
-    if not isinstance(last_id, int) or not 0 <= last_id <= _LARGEST_ID:
+    # an id no row can have is not a position: PostgreSQL could not even bind it (id columns
+    # are 32-bit there) while SQLite would answer an empty page; invalid on both
+    if not isinstance(last_id, int) or not 0 <= last_id <= MAX_ID:
         raise ValueError("not an id")
     return moment.astimezone(UTC), last_id
 

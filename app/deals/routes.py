@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.activities import schemas as activity_schemas
 from app.activities import service as activity_service
-from app.activities.routes import read_cursor
 from app.deals import history, pipeline, queries, rates, schemas, service
 from app.deps import CurrentUser, SessionDep
 from app.models import DealStatus
@@ -112,7 +111,7 @@ def deal_activities(
     paging: Annotated[PageParams, Depends(page_params)],
 ) -> Page[activity_schemas.ActivityRead]:
     deal = service.visible_deal(session, caller, deal_id)
-    position = decode_cursor(paging.cursor, read_cursor)
+    position = decode_cursor(paging.cursor, activity_service.read_position)
     rows = queries.deal_activities(session, caller, deal, after=position, limit=paging.limit + 1)
     return activity_service.page_of(session, rows, paging.limit)
 
