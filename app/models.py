@@ -9,6 +9,7 @@ from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -214,6 +215,25 @@ class Connection(Base):
     events_seen: Mapped[int] = mapped_column(Integer, default=0)
     activities_created: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConnectionChange(Base):
+    """A change asked of a connection while a worker held its row (app/connections/changes.py):
+    new settings or credentials, or a sync request. The API appends it without waiting; the
+    next write that holds the row (a worker's claim or the end of its run, or the next API
+    write) applies the queue in order and deletes it."""
+
+    __tablename__ = "connection_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(10))  # "settings" or "sync"
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # never holds secrets
+    secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token, as Connection's
+    moved: Mapped[bool] = mapped_column(Boolean, default=False)  # the secret goes elsewhere now
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class OAuthFlow(Base):

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from app.db import Base, Database, set_database, upgrade  # noqa: E402
+from tests.api import Org, make_org  # noqa: E402
 from tests.services import throwaway_postgres  # noqa: E402
 
 pytest_plugins = ["tests.fixtures.dovecot", "tests.fixtures.radicale"]
@@ -108,3 +109,11 @@ def client(database: Database) -> Iterator[TestClient]:
 
     with TestClient(create_app(), raise_server_exceptions=True) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def org(client: TestClient) -> Org:
+    """An organization with one rep, ana@acme.example (a module may define its own `org`)."""
+    org = make_org(client)
+    org.user("ana@acme.example")
+    return org

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from app import providers
 from app.config import settings
+from app.connections import changes
 from app.models import Connection, ConnectionStatus, User
 from app.security import SecretUnreadable
 from connectors.base import AuthExpired, ConnectorError, CursorExpired, RateLimited
@@ -42,10 +43,19 @@ def claim_due(session: Session, *, owner: str, limit: int, now: datetime) -> lis
     due = (
         select(Connection.id)
         .where(
-            Connection.next_sync_at <= now,
             Connection.provider.in_(providers.SCHEDULED),
-            Connection.status != ConnectionStatus.needs_reconnect,
-            or_(Connection.lease_until.is_(None), Connection.lease_until < now),
+            or_(
+                and_(
+                    Connection.next_sync_at <= now,
+                    Connection.status != ConnectionStatus.needs_reconnect,
+                ),
+                changes.any_pending(Connection.id),  # a person asked for it
+            ),
+            or_(
+                Connection.lease_until.is_(None),
+                Connection.lease_until < now,
+                changes.settings_pending(Connection.id),  # the run under way is void
+            ),
             # someone who left never syncs again, even if a sync was asked for since
             ~exists().where(User.id == Connection.user_id, User.deactivated_at.is_not(None)),
         )
@@ -69,6 +79,8 @@ def claim_due(session: Session, *, owner: str, limit: int, now: datetime) -> lis
         .returning(Connection.id, Connection.lease_epoch)
         .execution_options(synchronize_session=False)
     ).all()
+    for connection_id in changes.pending(session, [row[0] for row in rows]):
+        changes.apply_pending(session, session.get_one(Connection, connection_id))
     return [Lease(connection_id, owner, epoch) for connection_id, epoch in rows]
 
 
@@ -98,11 +110,12 @@ def leased(session: Session, lease: Lease) -> Connection:
 
 def fence(session: Session, lease: Lease, *, now: datetime) -> None:
     """A worker transaction's last statement before its commit: renew the lease if it still
-    holds (owner and epoch), else LeaseLost and the transaction rolls back. Run it after
-    every change to the connection (it flushes them first, so they too wait for the row)."""
+    holds (owner and epoch) and no new settings wait for the connection (changes.py), else
+    LeaseLost and the transaction rolls back. Run it after every change to the connection
+    (it flushes them first, so they too wait for the row)."""
     renewed = session.execute(
         update(Connection)
-        .where(_held(lease))
+        .where(_held(lease), ~changes.settings_pending(lease.connection_id))
         .values(lease_until=now + timedelta(seconds=settings.sync_lease_seconds))
         .returning(Connection.id)
         .execution_options(synchronize_session=False)
@@ -161,6 +174,17 @@ def record_failure(
             connection.next_sync_at = now + backoff(connection.failures)
     connection.last_error = describe(error)
     release(connection)
+
+
+def take_changes(session: Session, connection: Connection, *, now: datetime) -> None:
+    """After a run's outcome, what was asked meanwhile while its worker held the row
+    (changes.py): applied, and a run with it due now."""
+    applied = changes.apply_pending(session, connection)
+    if applied.settings or applied.sync:
+        connection.next_sync_at = now
+        waiting = (ConnectionStatus.needs_reconnect, ConnectionStatus.error)
+        if applied.settings or connection.status in waiting:
+            connection.status = ConnectionStatus.pending
 
 
 def describe(error: Exception) -> str:

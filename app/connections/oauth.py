@@ -112,19 +112,20 @@ def connect(
         )
         if c.config.get("account") == account
     ]
-    connection = existing[0] if existing else None
-    if connection is None:
-        connection = Connection(
-            org_id=user.org_id,
-            user_id=user.id,
-            provider=provider,
-            cursors={},
-        )
-        session.add(connection)
-    connection.config = {**(connection.config or {}), **config, "account": account}
-    connection.secret = encrypt_secret(secret)
-    # a run under way holds the old tokens: stopped, or it could write a rotated one over
-    # the new consent's secret
+    config = {**config, "account": account}
+    if existing:
+        # a run under way holds the old tokens: stopped, or it could write a rotated one over
+        # the new consent's secret; queued if a worker holds the row (changes.py)
+        return service.change_settings(session, existing[0], config, secret, moved=False)
+    connection = Connection(
+        org_id=user.org_id,
+        user_id=user.id,
+        provider=provider,
+        config=config,
+        secret=encrypt_secret(secret),
+        cursors={},
+    )
+    session.add(connection)
     service.requeue(connection)
     session.flush()
     return connection

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from app.config import settings
 from app.connections import schemas, service
+from app.connections.schemas import read
 from app.deps import CurrentUser, SessionDep
 from app.errors import BadRequest, Forbidden, Unprocessable
 from app.pagination import Page, PageParams, decode_cursor, page_by_id, page_params, read_id
@@ -83,7 +84,7 @@ def create_connection(
     connection = service.create(
         session, caller, user_id=data.user_id, provider=data.provider, config=config
     )
-    return schemas.ConnectionRead.of(connection)
+    return read(session, [connection])[0]
 
 
 @router.get("/connections", summary="Connections the caller can see")
@@ -100,14 +101,14 @@ def list_connections(
         after=decode_cursor(paging.cursor, read_id),
         limit=paging.limit + 1,
     )
-    return page_by_id([schemas.ConnectionRead.of(c) for c in rows], paging.limit)
+    return page_by_id(read(session, rows), paging.limit)
 
 
 @router.get("/connections/{connection_id}", summary="One connection: status, last sync, counts")
 def read_connection(
     connection_id: int, session: SessionDep, caller: CurrentUser
 ) -> schemas.ConnectionRead:
-    return schemas.ConnectionRead.of(service.get(session, caller, connection_id))
+    return read(session, [service.get(session, caller, connection_id)])[0]
 
 
 @router.patch(
@@ -117,7 +118,9 @@ def read_connection(
     "page and the queued one starts with the new settings. Changing where the credentials "
     "are sent (IMAP host, port, security or username; CalDAV url or username) needs the "
     "password in the same call, else 422: a stored password is only ever sent to the "
-    "server and account it was given for. Such a change also starts the sync afresh.",
+    "server and account it was given for. Such a change also starts the sync afresh. If a "
+    "worker holds the connection at this moment, the change is queued: the answer, and "
+    "every read, show the connection with it, and it is applied before the next run.",
     responses=_MOVED,
 )
 def update_connection(
@@ -127,18 +130,20 @@ def update_connection(
     config = _validated(stored.provider, data.config, partial=True)
     if service.moved_endpoint(stored.provider, stored.config, config):
         _guard(stored.provider, {**stored.config, **config})
-    return schemas.ConnectionRead.of(service.update_config(session, caller, connection_id, config))
+    return read(session, [service.update_config(session, caller, connection_id, config)])[0]
 
 
 @router.post(
     "/connections/{connection_id}/sync",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Queue a sync now",
+    description="Due at once; during a run, the next run starts right after it. Answered "
+    "without waiting for a worker that holds the connection (the request is queued for it).",
 )
 def sync_connection(
     connection_id: int, session: SessionDep, caller: CurrentUser
 ) -> schemas.ConnectionRead:
-    return schemas.ConnectionRead.of(service.request_sync(session, caller, connection_id))
+    return read(session, [service.request_sync(session, caller, connection_id)])[0]
 
 
 @router.delete(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from sqlalchemy.orm import Session
 
-from app.models import Connection, ConnectionStatus, utcnow
+from app.connections import changes
+from app.connections.changes import pending_view
+from app.models import Connection, ConnectionChange, ConnectionStatus, utcnow
 from app.providers import endpoint_fields
 from app.schemas import Id
 
@@ -204,8 +208,10 @@ class ConnectionRead(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, connection: Connection) -> ConnectionRead:
-        status = current_status(connection, now=utcnow())
+    def of(cls, connection: Connection, waiting: Sequence[ConnectionChange] = ()) -> ConnectionRead:
+        """The connection with the changes that wait for it (changes.py) applied."""
+        view = pending_view(connection, waiting)
+        status = view.status or current_status(connection, now=utcnow())
         syncing = status == ConnectionStatus.syncing
         return cls(
             id=connection.id,
@@ -214,10 +220,10 @@ class ConnectionRead(BaseModel):
             status=status,
             syncing_since=connection.sync_started_at if syncing else None,
             last_synced_at=connection.last_synced_at,
-            last_error=connection.last_error,
-            last_error_at=connection.last_error_at if connection.last_error else None,
-            next_sync_at=connection.next_sync_at,
-            config=connection.config,
+            last_error=view.last_error,
+            last_error_at=connection.last_error_at if view.last_error else None,
+            next_sync_at=view.next_sync_at,
+            config=view.config,
             stats=Stats(
                 messages_seen=connection.messages_seen,
                 messages_imported=connection.messages_imported,
@@ -228,6 +234,12 @@ class ConnectionRead(BaseModel):
             ),
             created_at=connection.created_at,
         )
+
+
+def read(session: Session, connections: Sequence[Connection]) -> list[ConnectionRead]:
+    """As readers see them: with the changes queued for them (changes.py), in one query."""
+    waiting = changes.pending(session, [c.id for c in connections])
+    return [ConnectionRead.of(c, waiting.get(c.id, ())) for c in connections]
 
 
 def plain_config(model: BaseModel) -> dict[str, Any]:

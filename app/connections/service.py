@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app import providers
 from app.access import require_active, require_role, visible_user, visible_user_ids
 from app.config import settings
+from app.connections import changes
 from app.connections.leases import release
 from app.connections.schemas import config_defaults
 from app.dbtimeouts import allow_statements, lock_refused, lock_wait
@@ -28,7 +29,7 @@ from app.models import (
     User,
     utcnow,
 )
-from app.security import decrypt_secret, encrypt_secret
+from app.security import encrypt_secret
 
 
 def split_secret(provider: str, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -121,15 +122,17 @@ def update_config(
 
     A stored secret is only ever sent to the endpoint it was given for: changing where it
     goes (providers.endpoint_fields) needs every secret field again, and replaces the
-    secret and the cursors (they belong to the old server or account)."""
+    secret and the cursors (they belong to the old server or account). If a worker holds the
+    row, the change is queued for it (changes.py) rather than waited for."""
     connection = get(session, caller, connection_id)
     if connection.user_id != caller.id and caller.role != Role.admin:
         raise Forbidden("only the owner or an admin may change a connection")
     require_active(session.get_one(User, connection.user_id))
-    # the API's lock timeout: changes queue behind each other's commits, not behind a sync
-    connection = _locked(session, connection, wait=settings.db_lock_timeout_seconds)
     public, secret = split_secret(connection.provider, config)
-    moved = moved_endpoint(connection.provider, connection.config, public)
+    current = changes.pending_view(
+        connection, changes.pending(session, [connection.id])[connection.id]
+    ).config
+    moved = moved_endpoint(connection.provider, current, public)
     missing = [f for f in providers.secret_fields(connection.provider) if f not in secret]
     if moved and missing:
         raise Unprocessable(
@@ -137,14 +140,44 @@ def update_config(
             "stored credentials are only ever sent to the server and account they were "
             "given for"
         )
-    if moved:
-        connection.secret = encrypt_secret(secret)
-        connection.cursors = {}
-    elif secret:
-        merge_secret(connection, secret)
-    connection.config = {**connection.config, **public}
-    requeue(connection)
-    return connection
+    return change_settings(session, connection, public, secret, moved=bool(moved))
+
+
+def change_settings(
+    session: Session,
+    connection: Connection,
+    public: dict[str, Any],
+    secret: dict[str, Any],
+    *,
+    moved: bool,
+) -> Connection:
+    """Apply new settings and a run with them, or queue them if a worker holds the row."""
+    held = _hold(session, connection)
+    if held is None:
+        changes.queue(
+            session, connection, changes.SETTINGS, public=public, secret=secret, moved=moved
+        )
+        return connection
+    changes.apply_settings(held, public, secret, moved=moved)
+    requeue(held)
+    return held
+
+
+def _hold(session: Session, connection: Connection) -> Connection | None:
+    """The connection's row held for this request, with what was queued for it applied; or
+    None if a worker holds it (not granted within db_connection_lock_seconds): the caller
+    queues its change then. Only a savepoint is undone then: the request goes on."""
+    try:
+        with session.begin_nested():
+            held = _locked(session, connection, wait=settings.db_connection_lock_seconds)
+            if changes.apply_pending(session, held).settings:
+                requeue(held)
+    except OperationalError as error:
+        if not lock_refused(error):
+            raise
+        session.refresh(connection)
+        return None
+    return held
 
 
 def requeue(connection: Connection) -> None:
@@ -179,23 +212,21 @@ def _queued(connection: Connection, now: datetime) -> bool:
 
 
 def request_sync(session: Session, caller: User, connection_id: int) -> Connection:
-    """Due now; during a run, the next run starts right after it (record_success keeps it)."""
+    """Due now; during a run, the next run starts right after it (record_success keeps it).
+    If a worker holds the row, the request is queued for it (changes.py)."""
     connection = get(session, caller, connection_id)
     require_active(session.get_one(User, connection.user_id))
     if _queued(connection, utcnow()):
         return connection  # already due: nothing to write, no row to wait for
-    try:
-        with session.begin_nested():  # a lock not granted in time undoes only this
-            connection = _locked(session, connection, wait=settings.db_connection_lock_seconds)
-            connection.next_sync_at = utcnow()
-            if connection.status in (ConnectionStatus.needs_reconnect, ConnectionStatus.error):
-                connection.status = ConnectionStatus.pending
-    except OperationalError as error:
-        session.refresh(connection)
-        if not lock_refused(error) or not _queued(connection, utcnow()):
-            raise
-        # another request held the row, and queued a run meanwhile (a settings change does)
-    return connection
+    held = _hold(session, connection)
+    if held is None:
+        if not _queued(connection, utcnow()):  # the holder may have queued a run meanwhile
+            changes.queue(session, connection, changes.SYNC)
+        return connection
+    held.next_sync_at = utcnow()
+    if held.status in (ConnectionStatus.needs_reconnect, ConnectionStatus.error):
+        held.status = ConnectionStatus.pending
+    return held
 
 
 def remove(session: Session, caller: User, connection_id: int, *, purge: bool) -> None:
@@ -233,15 +264,6 @@ def _purge(session: Session, connection: Connection) -> None:
     events.forget_connection(session, connection, directory)
 
 
-def credentials(connection: Connection) -> dict[str, Any]:
-    return decrypt_secret(connection.secret) if connection.secret else {}
-
-
-def merge_secret(connection: Connection, fresh: dict[str, Any]) -> None:
-    """Store new secret fields over the old ones, encrypted with the newest key."""
-    connection.secret = encrypt_secret({**credentials(connection), **fresh})
-
-
 # --- claims and outcomes (the worker's side) ---------------------------------------------
 #
 def stop_for_user(session: Session, user_id: int) -> int:
@@ -249,6 +271,7 @@ def stop_for_user(session: Session, user_id: int) -> int:
     erased, never due (claim_due wants a next_sync_at and skips needs_reconnect, push_due
     skips it too), and the lease's owner and epoch changed, so a worker syncing one right now
     fails its next lease check and writes nothing more. How many were stopped."""
+    changes.forget(session, select(Connection.id).where(Connection.user_id == user_id))
     result = session.execute(
         update(Connection)
         .where(Connection.user_id == user_id)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from app import ratelimit
 from app.config import settings
 from app.connections import oauth
-from app.connections.schemas import ConnectionRead
+from app.connections.schemas import ConnectionRead, read
 from app.db import session_scope
 from app.deps import CurrentUser, SessionDep
 from app.errors import BadRequest, Conflict, NotFound
@@ -127,7 +127,7 @@ def oauth_callback(name: str, request: Request) -> OAuthConnected:
         added = users.learn_addresses(session, user, [consent.account, *consent.aliases])
         answer = OAuthConnected(
             account=consent.account,
-            connections=[ConnectionRead.of(c) for c in connections],
+            connections=read(session, connections),
             aliases_added=added,
         )
     log.info("oauth_connected", provider=name, user_id=pending.user_id, account=answer.account)

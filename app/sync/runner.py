@@ -21,8 +21,7 @@ import structlog
 from app.activities import events
 from app.activities.ingest import ingest_page, load_directory
 from app.config import settings
-from app.connections import leases
-from app.connections import service as connections
+from app.connections import changes, leases
 from app.contacts.service import KnownContacts
 from app.db import commit_without_waiting, session_scope
 from app.dbtimeouts import WORKER
@@ -53,7 +52,7 @@ def _run(lease: leases.Lease) -> None:
         with session_scope(WORKER) as session:
             connection = leases.leased(session, lease)
             provider = connection.provider
-            connectors = build_connectors(connection, connections.credentials(connection))
+            connectors = build_connectors(connection, changes.credentials(connection))
             leases.start_run(connection, now=utcnow())
             leases.fence(session, lease, now=utcnow())
         for connector in connectors:
@@ -113,7 +112,7 @@ def _pull_pages(lease: leases.Lease, connector: Connector) -> None:
                     connection.cursors = {**connection.cursors, connector.name: page.cursor}
                 fresh = _fresh_secret(connector)
                 if fresh:
-                    connections.merge_secret(connection, fresh)
+                    changes.merge_secret(connection, fresh)
                 else:
                     commit_without_waiting(session)  # a lost page is fetched again
                 leases.fence(session, lease, now=utcnow())
@@ -123,7 +122,7 @@ def _pull_pages(lease: leases.Lease, connector: Connector) -> None:
     finally:  # credentials renewed before a failure are kept too (a rotated refresh token)
         if fresh := _fresh_secret(connector):
             with session_scope(WORKER) as session:
-                connections.merge_secret(leases.leased(session, lease), fresh)
+                changes.merge_secret(leases.leased(session, lease), fresh)
                 leases.fence(session, lease, now=utcnow())
     if listing is not None and listing.window is not None:
         with session_scope(WORKER) as session:
@@ -182,6 +181,7 @@ def _finish(lease: leases.Lease, error: Exception | None, cursor_key: str | None
             else:
                 leases.record_failure(connection, error, cursor_key=cursor_key, now=utcnow())
                 log.warning("sync_failed", connection_id=connection.id, error=connection.last_error)
+            leases.take_changes(session, connection, now=utcnow())
     except leases.LeaseLost:
         return  # deleted, changed or taken over: nothing of ours to record
 

@@ -1,7 +1,8 @@
 """API writes to a connection while a sync holds its row: a second PostgreSQL session holds the
 locks a worker's transaction takes (the end-to-end version, with real stopped processes, is
-tests/sync/test_frozen_worker.py). Nothing hangs: the write goes through, or answers 503
-with Retry-After within its lock wait."""
+tests/sync/test_frozen_worker.py). Nothing hangs: a settings change or a sync request goes
+through or is queued for the worker (app/connections/changes.py); a delete answers 503 with
+Retry-After within its lock wait."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection as DBConnection
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from app.config import settings
+from app.connections.leases import claim_due
 from app.db import Database, session_scope
-from app.models import Connection, utcnow
+from app.models import Connection, ConnectionChange, utcnow
 from tests.api import Org, make_org
 
 pytestmark = pytest.mark.postgresql_only
@@ -55,7 +57,9 @@ def timed(org: Org, method: str, path: str, **kwargs: Any) -> tuple[Any, float]:
     return response, time.monotonic() - started
 
 
-def test_a_row_held_for_writing_answers_503_with_retry_after(org: Org, database: Database) -> None:
+def test_a_row_held_for_writing_queues_changes_and_refuses_only_a_delete(
+    org: Org, database: Database
+) -> None:
     connection_id = connect(org)
     path = f"/api/v1/connections/{connection_id}"
     with session_scope() as session:  # synced a minute ago: a sync request must write
@@ -63,23 +67,35 @@ def test_a_row_held_for_writing_answers_503_with_retry_after(org: Org, database:
     with holding(database, connection_id, "NO KEY UPDATE"):
         read, seconds = timed(org, "GET", path)
         assert read.status_code == 200 and seconds < MARGIN  # reads never wait
-        waits = {
-            ("POST", path + "/sync"): settings.db_connection_lock_seconds,
-            ("PATCH", path): settings.db_lock_timeout_seconds,
-            ("DELETE", path): settings.db_lock_timeout_seconds,
-        }
-        for (method, where), wait in waits.items():
-            body = {"json": {"config": {"folders": ["INBOX"]}}} if method == "PATCH" else {}
-            refused, seconds = timed(org, method, where, **body)
-            assert refused.status_code == 503, (method, refused.text)
-            assert refused.json()["error"]["code"] == "unavailable"
-            assert refused.headers["Retry-After"] == "2"
-            assert "retry in 2 s" in refused.json()["error"]["message"]
-            assert wait <= seconds < wait + MARGIN, (method, seconds)
-    connection = org.connection(connection_id)
-    assert connection["config"].get("folders") is None  # nothing of the refused PATCH
-    response, _ = timed(org, "POST", path + "/sync")
-    assert response.status_code == 202
+        wait = settings.db_connection_lock_seconds
+        synced, seconds = timed(org, "POST", path + "/sync")
+        assert synced.status_code == 202 and seconds < wait + MARGIN, (synced.text, seconds)
+        body = {"config": {"folders": ["INBOX"]}}
+        patched, seconds = timed(org, "PATCH", path, json=body)
+        assert patched.status_code == 200 and seconds < wait + MARGIN, (patched.text, seconds)
+        assert (patched.json()["status"], patched.json()["config"]["folders"]) == (
+            "pending",
+            ["INBOX"],
+        )
+        # a delete takes the row itself: it waits for the holder, then answers 503
+        refused, seconds = timed(org, "DELETE", path)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "unavailable"
+        assert refused.headers["Retry-After"] == "2"
+        assert "retry in 2 s" in refused.json()["error"]["message"]
+        wait = settings.db_lock_timeout_seconds
+        assert wait <= seconds < wait + MARGIN, seconds
+    with session_scope() as session:
+        queued = session.scalars(select(ConnectionChange.kind).order_by(ConnectionChange.id))
+        assert list(queued) == ["sync", "settings"]
+    assert org.connection(connection_id)["config"]["folders"] == ["INBOX"]
+    with session_scope() as session:  # a worker's claim applies the queue
+        assert [c.connection_id for c in claim_due(session, owner="w", limit=5, now=utcnow())] == [
+            connection_id
+        ]
+    with session_scope() as session:
+        assert session.get_one(Connection, connection_id).config["folders"] == ["INBOX"]
+        assert session.scalar(select(func.count()).select_from(ConnectionChange)) == 0
 
 
 def test_a_page_being_written_delays_only_a_delete(org: Org, database: Database) -> None:

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from tests.api import Org, make_org
+from tests.api import Org
 from tests.fixtures.dovecot import DovecotServer
 from tests.sync.test_imap_sync import raw
 
@@ -59,13 +58,6 @@ def listener() -> Iterator[Listener]:
     server = Listener()
     yield server
     server.close()
-
-
-@pytest.fixture
-def org(client: TestClient) -> Org:
-    org = make_org(client)
-    org.user("ana@acme.example")
-    return org
 
 
 def login(dovecot: DovecotServer, password: str) -> str:

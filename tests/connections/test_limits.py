@@ -7,21 +7,13 @@ import uuid
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app.config import settings
-from tests.api import Org, make_org
+from tests.api import Org
 from tests.fixtures.dovecot import DovecotServer
 
 IMAP = {"host": "imap.acme.example", "username": "ana", "password": "pw"}
 CALDAV = {"url": "https://dav.acme.example/", "username": "ana", "password": "pw"}
-
-
-@pytest.fixture
-def org(client: TestClient) -> Org:
-    org = make_org(client)
-    org.user("ana@acme.example")
-    return org
 
 
 def post(org: Org, provider: str, config: dict[str, Any]) -> Any:

@@ -17,13 +17,6 @@ from tests.api import Org, make_org
 URL = "/api/v1/deals"
 
 
-@pytest.fixture
-def org(client: TestClient) -> Org:
-    org = make_org(client)
-    org.user("ana@acme.example")
-    return org
-
-
 def ana(org: Org) -> int:
     return int(org.users["ana@acme.example"]["id"])
 

@@ -8,22 +8,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app.db import session_scope
 from app.models import Connection, utcnow
 from app.sync import runner
 from connectors.base import ConnectorError, Page
-from tests.api import Org, make_org
+from tests.api import Org
 from tests.fakes import FakeConnector
 from tests.sync.test_runner import page
-
-
-@pytest.fixture
-def org(client: TestClient) -> Org:
-    org = make_org(client)
-    org.user("ana@acme.example")
-    return org
 
 
 def connect(org: Org) -> int:
