@@ -204,6 +204,11 @@ class ConnectionRead(BaseModel):
         description="when the next run is due; while syncing, when the lease ends"
     )
     config: dict[str, Any] = Field(description="settings without any secret")
+    deviations: list[str] = Field(
+        description="where this connection counts differently from the spec, and why (a "
+        "narrower permission it was granted, as its provider's consent recorded it in "
+        "`config.deviations`); empty when it counts exactly"
+    )
     stats: Stats
     created_at: datetime
 
@@ -224,6 +229,7 @@ class ConnectionRead(BaseModel):
             last_error_at=connection.last_error_at if view.last_error else None,
             next_sync_at=view.next_sync_at,
             config=view.config,
+            deviations=[str(d) for d in view.config.get("deviations") or ()],
             stats=Stats(
                 messages_seen=connection.messages_seen,
                 messages_imported=connection.messages_imported,
