@@ -6,6 +6,7 @@ import os
 import sys
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -92,6 +93,9 @@ class Settings(BaseSettings):
     microsoft_authority: str = "https://login.microsoftonline.com/common"
     microsoft_graph_url: str = "https://graph.microsoft.com/v1.0"
     microsoft_mail_folders: list[str] = ["inbox", "sentitems"]  # well-known names or ids
+    # Mail.Read (default) reads the headers that tell newsletters and auto-replies apart;
+    # Mail.ReadBasic counts them as customer mail (a deviation shown on each connection)
+    microsoft_mail_permission: Literal["Mail.Read", "Mail.ReadBasic"] = "Mail.Read"
     microsoft_max_in_flight: int = Field(4, ge=1, le=4)  # Graph allows 4 per mailbox
     microsoft_max_wait_seconds: float = Field(10.0, ge=0)  # longer Retry-After: wait outside
     microsoft_page_size: int = Field(250, ge=10, le=1000)

@@ -21,6 +21,9 @@ class Provider:
     # at a server they run (docs/operations.md "Credentials are bound to their server").
     endpoint_fields: tuple[str, ...] = ()
     cli_only: bool = False  # made by `tally import`, never through the API
+    # POST /connections/{id}/backfill reaches further back: every connector of the provider
+    # fetches only the older stretch (connectors.base.WidensHistory; tests check they agree)
+    widens: bool = False
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -31,12 +34,14 @@ PROVIDERS: dict[str, Provider] = {
             scheduled=True,
             secret_fields=("password",),
             endpoint_fields=("host", "port", "security", "username"),
+            widens=True,
         ),
         Provider(
             "caldav",
             scheduled=True,
             secret_fields=("password",),
             endpoint_fields=("url", "username"),
+            widens=True,
         ),
         Provider("gmail", scheduled=True, consent="google"),
         Provider("google_calendar", scheduled=True, consent="google"),
@@ -75,3 +80,10 @@ def not_made_by_the_api(name: str) -> str | None:
     if provider.cli_only:
         return "file imports are made with `tally import`, not through the API"
     return None
+
+
+def widens(name: str) -> bool | None:
+    """Whether a connection of `name` can reach further back; None when it has no window
+    (a file import is read whole)."""
+    provider = PROVIDERS[name]
+    return provider.widens if provider.scheduled else None

@@ -128,12 +128,52 @@ class Connector(Protocol):
         ...
 
 
-def sync_window(since: datetime, past: timedelta, future: timedelta) -> tuple[datetime, datetime]:
+@runtime_checkable
+class WidensHistory(Protocol):
+    """A connector whose window can later reach further back than its first pull did.
+
+    Its cursor records the stretch of history it covers. Given `history_from` earlier than
+    that, a pull fetches only what lies in the gap, then records the wider stretch. The runner
+    passes `history_from` (the connection's `config.history_from`, which POST
+    /connections/{id}/backfill sets) only to a connector that says `widens_history = True`;
+    others are called as `Connector.pull` says. `since` keeps its meaning, the instance's
+    default window start, so a cursor written before the connector recorded its stretch can be
+    taken to cover at least that much."""
+
+    widens_history: ClassVar[bool]
+
+    def pull(
+        self, cursor: str | None, *, since: datetime, history_from: datetime | None = None
+    ) -> Iterator[Page]:
+        """As Connector.pull, the window starting at the earlier of `since` and
+        `history_from`."""
+        ...
+
+
+def widens_history(connector: object) -> bool:
+    """Whether `connector` (an instance or a class) takes `history_from` (WidensHistory)."""
+    return getattr(connector, "widens_history", False) is True
+
+
+def sync_window(
+    since: datetime,
+    past: timedelta,
+    future: timedelta,
+    history_from: datetime | None = None,
+) -> tuple[datetime, datetime]:
     """The stretch a calendar connector syncs: from `past` ago (never before `since`, the
-    runner's backfill limit) to `future` ahead, in UTC, to the second."""
+    runner's backfill limit; but from `history_from` when that is earlier: a widened window,
+    WidensHistory) to `future` ahead, in UTC, to the second."""
     now = datetime.now(UTC).replace(microsecond=0)
-    since = since if since.tzinfo else since.replace(tzinfo=UTC)
-    return max(now - past, since.astimezone(UTC)), now + future
+    start = max(now - past, _aware(since))
+    if history_from is not None:
+        start = min(start, _aware(history_from))
+    return start, now + future
+
+
+def _aware(moment: datetime) -> datetime:
+    """In UTC; a time without an offset is taken as UTC."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def iso_moment(value: object) -> datetime | None:

@@ -146,6 +146,43 @@ def sync_connection(
     return read(session, [service.request_sync(session, caller, connection_id)])[0]
 
 
+@router.post(
+    "/connections/{connection_id}/backfill",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Reach further back: widen the window to start on an earlier day; a sync is "
+    "queued at once",
+    description="The owner or an admin (a manager only for their own connection). The "
+    "window (by default `backfill_days` back from today, 365) then starts on `from`, kept as "
+    "`config.history_from`, and the queued run fetches only what lies between `from` and the "
+    "day the window started before: nothing already fetched is fetched again. Progress shows "
+    "as for any run: `status` syncing, then idle (or error, with `last_error`), and `stats` "
+    "growing. `from` must be earlier than the window's current start, so never today or "
+    "later (else 409); the day already set is accepted again and changes nothing. IMAP and "
+    "CalDAV connections widen (CalDAV re-reads its calendars whole: a listing has no dates); "
+    "Gmail, Google Calendar and Microsoft 365 ones not yet (409). Like PATCH, answered "
+    "without waiting for a worker that holds the connection (the change is queued for it).",
+    responses={
+        403: {
+            "model": ErrorBody,
+            "description": "Neither the owner nor an admin (a manager reads their team's "
+            "connections but changes only their own)",
+        },
+        409: {
+            "model": ErrorBody,
+            "description": "`from` is not earlier than the day the window starts now (today "
+            "or later included); the provider's connector cannot widen its window yet "
+            "(gmail, google_calendar, microsoft) or has none (import); or the owner was "
+            "deactivated",
+        },
+    },
+)
+def backfill_connection(
+    connection_id: int, data: schemas.BackfillRequest, session: SessionDep, caller: CurrentUser
+) -> schemas.ConnectionRead:
+    widened = service.widen_history(session, caller, connection_id, data.from_)
+    return read(session, [widened])[0]
+
+
 @router.delete(
     "/connections/{connection_id}",
     status_code=status.HTTP_204_NO_CONTENT,

@@ -13,7 +13,7 @@ from app.connections import changes
 from app.connections.changes import pending_view
 from app.models import Connection, ConnectionChange, ConnectionStatus, utcnow
 from app.providers import endpoint_fields
-from app.schemas import Id
+from app.schemas import Day, Id
 
 IMAP_ENDPOINT = endpoint_fields("imap")
 CALDAV_ENDPOINT = endpoint_fields("caldav")
@@ -176,6 +176,18 @@ class ConnectionUpdate(BaseModel):
     )
 
 
+class BackfillRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_: Day = Field(
+        alias="from",
+        description="the first day to fetch, YYYY-MM-DD (UTC); earlier than the day the "
+        "connection's window starts now (`config.history_from`, else `backfill_days` before "
+        "today), so never today or later: else 409. The day already set is accepted again "
+        "and changes nothing.",
+    )
+
+
 class Stats(BaseModel):
     messages_seen: int
     messages_imported: int
@@ -203,7 +215,10 @@ class ConnectionRead(BaseModel):
     next_sync_at: datetime | None = Field(
         description="when the next run is due; while syncing, when the lease ends"
     )
-    config: dict[str, Any] = Field(description="settings without any secret")
+    config: dict[str, Any] = Field(
+        description="settings without any secret; `history_from` (YYYY-MM-DD): where a "
+        "widened window starts (POST /connections/{id}/backfill)"
+    )
     deviations: list[str] = Field(
         description="where this connection counts differently from the spec, and why (a "
         "narrower permission it was granted, as its provider's consent recorded it in "

@@ -4,7 +4,7 @@ write-only). A worker's leases and the outcomes of its runs are in leases.py."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, exists, select, update
@@ -18,7 +18,7 @@ from app.connections import changes
 from app.connections.leases import release
 from app.connections.schemas import config_defaults
 from app.dbtimeouts import allow_statements, lock_refused, lock_wait
-from app.errors import Forbidden, NotFound, Unprocessable
+from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.models import (
     Activity,
     Connection,
@@ -161,6 +161,51 @@ def change_settings(
     changes.apply_settings(held, public, secret, moved=moved)
     requeue(held)
     return held
+
+
+def window_start(config: dict[str, Any], *, now: datetime) -> date:
+    """The first day a connection's sync reads: `config.history_from` once widened, else
+    `backfill_days` before today (UTC), as app/sync/runner.py computes it."""
+    widened = config.get("history_from")
+    if isinstance(widened, str):
+        return date.fromisoformat(widened)
+    return (now - timedelta(days=settings.backfill_days)).date()
+
+
+def widen_history(session: Session, caller: User, connection_id: int, start: date) -> Connection:
+    """Reach further back: the window starts on `start` from now on, and a run is due at once
+    that fetches only the stretch not read yet. Guarded like a settings change, and saved as
+    one (`config.history_from`), so it too is queued if a worker holds the row."""
+    connection = get(session, caller, connection_id)
+    if connection.user_id != caller.id and caller.role != Role.admin:
+        raise Forbidden("only the owner or an admin may widen a connection's window")
+    require_active(session.get_one(User, connection.user_id))
+    able = providers.widens(connection.provider)
+    if not able:
+        raise Conflict(
+            f"{connection.provider} connections have no window: nothing is fetched"
+            if able is None
+            else f"{connection.provider} connections cannot reach further back yet: their "
+            "connector cannot fetch only the older stretch (docs/operations.md, Reaching "
+            "further back)"
+        )
+    now = utcnow()
+    config = changes.pending_view(
+        connection, changes.pending(session, [connection.id])[connection.id]
+    ).config
+    if config.get("history_from") == start.isoformat():
+        return connection  # asked again (a retried request): nothing to change
+    if start > now.date():
+        raise Conflict(f"from: {start} is in the future (today is {now.date()} in UTC)")
+    current = window_start(config, now=now)
+    if start >= current:
+        raise Conflict(
+            f"from: the window already starts on {current}; a backfill only reaches further "
+            "back, to an earlier day"
+        )
+    return change_settings(
+        session, connection, {"history_from": start.isoformat()}, {}, moved=False
+    )
 
 
 def _hold(session: Session, connection: Connection) -> Connection | None:

@@ -22,6 +22,7 @@ def microsoft_app() -> MicrosoftApp | None:
         authority=settings.microsoft_authority,
         graph_url=settings.microsoft_graph_url,
         ca_bundle=settings.microsoft_ca_bundle,
+        mail_permission=settings.microsoft_mail_permission,
     )
 
 
@@ -40,6 +41,7 @@ def microsoft_connectors(connection: Connection, secret: dict[str, Any]) -> list
         app,
         secret,
         account=connection.config.get("account"),
+        mail_permission=connection.config.get("mail_permission"),
         folders=connection.config.get("folders") or settings.microsoft_mail_folders,
         max_in_flight=settings.microsoft_max_in_flight,
         max_wait=settings.microsoft_max_wait_seconds,

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import structlog
@@ -35,6 +35,7 @@ from connectors.base import (
     CursorExpired,
     Page,
     RefreshesCredentials,
+    WidensHistory,
 )
 
 log = structlog.get_logger(__name__)
@@ -98,11 +99,12 @@ def _pull_pages(lease: leases.Lease, connector: Connector) -> None:
         cursor = connection.cursors.get(connector.name)
         directory = load_directory(session, connection.org_id)
         provider = connection.provider
+        history_from = history_start(connection.config)
     since = utcnow() - timedelta(days=settings.backfill_days)
     listing = _Listing() if cursor is None else None  # a pull from nothing lists everything
     known = KnownContacts()
     try:
-        for page in connector.pull(cursor, since=since):
+        for page in _pull(connector, cursor, since, history_from):
             if listing is not None:
                 listing.add(page)
             with session_scope(WORKER) as session:
@@ -131,6 +133,29 @@ def _pull_pages(lease: leases.Lease, connector: Connector) -> None:
                 session, connection, listing.resources, listing.window, directory, now=utcnow()
             )
             leases.fence(session, lease, now=utcnow())
+
+
+def history_start(config: dict[str, Any]) -> datetime | None:
+    """The start of a connection's widened window (`config.history_from`, a day set by POST
+    /connections/{id}/backfill): midnight UTC of that day; None when not set (or unreadable,
+    which the API never stores)."""
+    value = config.get("history_from")
+    try:
+        day = date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _pull(
+    connector: Connector, cursor: str | None, since: datetime, history_from: datetime | None
+) -> Iterator[Page]:
+    """The connector's pages: a connector that can widen its window (WidensHistory) is given
+    the connection's own start too; the others get the instance's default window, as always
+    (the API refuses to widen their connections)."""
+    if isinstance(connector, WidensHistory) and connector.widens_history and history_from:
+        return connector.pull(cursor, since=since, history_from=history_from)
+    return connector.pull(cursor, since=since)
 
 
 class _Listing:

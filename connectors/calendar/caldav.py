@@ -5,12 +5,15 @@ REPORT), else the CalendarServer ctag plus a per-resource ETag map. Changed reso
 with calendar-multiget and fully re-expanded over the sync window; gone ones are emitted as
 `CalendarObject(resource, deleted=True)`.
 
-The cursor is JSON: {"v": 1, "window": [start, end], "calendars": {path: state}} where state
-is {"token": sync-token} or {"ctag": ctag, "etags": {resource path: etag}}. A page's cursor
-covers only that page and the ones before it: a calendar's new token is stored with its last
-page, earlier pages carry its old one (a resumed pull repeats those items; ingest is
-idempotent). When the window has moved on by more than `refresh_days`, every resource is
-re-read, so occurrences of long-running series that entered the window appear.
+The cursor is JSON: {"v": 1, "window": [start, end], "calendars": {path: state}, "reread":
+[path…]} where state is {"token": sync-token} or {"ctag": ctag, "etags": {resource path: etag}}.
+A page's cursor covers only that page and the ones before it: a calendar's new token is stored
+with its last page, earlier pages carry its old one (a resumed pull repeats those items; ingest
+is idempotent). When the window has moved on by more than `refresh_days`, or starts earlier
+than the stored one (`history_from`, a widened window: WidensHistory), every resource is
+re-read, so occurrences of long-running series that entered the window appear, and those of
+the widened stretch. `reread` lists the calendars whose re-read has not ended yet, so a pull
+resumed mid-way still re-reads them (a CalDAV listing has no dates: a calendar is re-read whole).
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from connectors.base import CalendarObject, CursorExpired, Failure, Page, dump_cursor, sync_window
+from connectors.base import (
+    CalendarObject,
+    CursorExpired,
+    Failure,
+    Page,
+    dump_cursor,
+    sync_window,
+)
 from connectors.calendar.dav import CAL, CS, DAV, DavClient
 from connectors.calendar.ics import UnreadableCalendar, read_calendar_parts
 
@@ -36,27 +46,38 @@ class RemoteCalendar:
     ctag: str
 
 
-def _load(cursor: str | None) -> tuple[tuple[datetime, datetime] | None, dict[str, State]]:
+Window = tuple[datetime, datetime]
+
+
+def _load(cursor: str | None) -> tuple[Window | None, dict[str, State], set[str]]:
     if cursor is None:
-        return None, {}
+        return None, {}, set()
     try:
         data = json.loads(cursor)
         start, end = (datetime.fromisoformat(v) for v in data["window"])
         calendars = data["calendars"]
-        if data.get("v") != 1 or not isinstance(calendars, dict):
+        reread = data.get("reread", [])
+        if data.get("v") != 1 or not isinstance(calendars, dict) or not isinstance(reread, list):
             raise ValueError("unknown cursor version")
     except (ValueError, KeyError, TypeError) as error:
         raise CursorExpired(f"unreadable CalDAV cursor: {type(error).__name__}") from error
-    return (start, end), calendars
+    return (start, end), calendars, {str(path) for path in reread}
 
 
-def _dump(window: tuple[datetime, datetime], calendars: dict[str, State]) -> str:
-    body = {"v": 1, "window": [w.isoformat() for w in window], "calendars": calendars}
+def _dump(window: Window, calendars: dict[str, State], reread: set[str]) -> str:
+    body: dict[str, Any] = {
+        "v": 1,
+        "window": [w.isoformat() for w in window],
+        "calendars": calendars,
+    }
+    if reread:
+        body["reread"] = sorted(reread)
     return dump_cursor(body)
 
 
 class CalDavConnector:
     name: ClassVar[str] = "caldav"
+    widens_history: ClassVar[bool] = True  # connectors.base.WidensHistory
 
     def __init__(
         self,
@@ -139,25 +160,39 @@ class CalDavConnector:
         last = path.rstrip("/").rsplit("/", 1)[-1]
         return any(w in (name, path, path.rstrip("/"), last) for w in self.calendars)
 
-    def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
-        old_window, states = _load(cursor)
-        window = sync_window(since, self.window_past, self.window_future)
-        stale = old_window is None or window[1] - old_window[1] > self.refresh
+    def pull(
+        self, cursor: str | None, *, since: datetime, history_from: datetime | None = None
+    ) -> Iterator[Page]:
+        old_window, states, reread = _load(cursor)
+        window = sync_window(since, self.window_past, self.window_future, history_from)
+        stale = (
+            old_window is None
+            or window[1] - old_window[1] > self.refresh
+            or window[0] < old_window[0]  # widened: the stretch before was never read
+        )
         if not stale and old_window is not None:
             window = old_window  # keep expanding over the stored window until it is refreshed
         client = self._client()
         try:
             done: dict[str, State] = {}
             calendars = self.discover(client)
+            paths = {calendar.path for calendar in calendars}
+            reread = paths if stale and old_window is not None else reread & paths
             for calendar in calendars:
                 done[calendar.path] = states.get(calendar.path, {})
+            last = cursor
             for calendar in calendars:
                 state = states.get(calendar.path)
+                full = stale or calendar.path in reread
                 for objects, failures, new_state in self._sync(
-                    client, calendar, state, window, full=stale
+                    client, calendar, state, window, full=full
                 ):
                     done[calendar.path] = new_state
-                    yield Page(calendar=objects, failures=failures, cursor=_dump(window, done))
+                    last = _dump(window, done, reread)
+                    yield Page(calendar=objects, failures=failures, cursor=last)
+                reread.discard(calendar.path)
+            if last != _dump(window, done, reread):  # a re-read ended with the calendar's last page
+                yield Page(cursor=_dump(window, done, reread))
         finally:
             client.close()
 

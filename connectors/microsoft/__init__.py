@@ -2,7 +2,11 @@
 
 `connect()` builds one connection's connectors: mail and calendar share one token cache
 (`GraphAuth`) and one HTTP client (`GraphClient`), so the mailbox never has more than
-`max_in_flight` Graph requests open and a rotated refresh token is seen by both.
+`max_in_flight` Graph requests open and a rotated refresh token is seen by both. The
+connection's mail permission (`mail_permission`: what its consent granted, as
+`granted_mail_permission(connection.config)` reads it) decides
+the scopes its tokens are asked for and whether the mail connector reads headers; when not
+given, what the connection's token cache says was granted, else the app's (new consents).
 """
 
 from __future__ import annotations
@@ -10,7 +14,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors.microsoft.auth import GRAPH_SCOPES, GraphAuth, MicrosoftApp
+from connectors.microsoft.auth import (
+    GRAPH_SCOPES,
+    MAIL_READ,
+    MAIL_READ_BASIC,
+    READ_BASIC_DEVIATION,
+    GraphAuth,
+    MicrosoftApp,
+    cached_mail_permission,
+    granted_mail_permission,
+)
 from connectors.microsoft.calendar import GraphCalendarConnector
 from connectors.microsoft.http import GraphClient
 from connectors.microsoft.mail import GraphMailConnector
@@ -19,6 +32,9 @@ from connectors.microsoft.push import PushTarget
 
 __all__ = [
     "GRAPH_SCOPES",
+    "MAIL_READ",
+    "MAIL_READ_BASIC",
+    "READ_BASIC_DEVIATION",
     "GraphAuth",
     "GraphCalendarConnector",
     "GraphClient",
@@ -27,6 +43,7 @@ __all__ = [
     "MicrosoftOAuth",
     "PushTarget",
     "connect",
+    "granted_mail_permission",
 ]
 
 
@@ -42,17 +59,26 @@ def connect(
     window_past_days: int = 365,
     window_future_days: int = 90,
     push_target: PushTarget | None = None,
+    mail_permission: str | None = None,
 ) -> tuple[GraphMailConnector, GraphCalendarConnector]:
     """The mail and calendar connectors of one Microsoft 365 connection."""
+    permission = mail_permission or cached_mail_permission(secret) or app.mail_permission
     client = GraphClient(
-        GraphAuth(app, secret),
+        GraphAuth(app, secret, mail_permission=permission),
         base_url=app.graph_url,
         verify=app.verify(),
         timeout=app.timeout,
         max_in_flight=max_in_flight,
         max_wait=max_wait,
     )
-    mail = GraphMailConnector(client, folders=folders, page_size=page_size, push_target=push_target)
+    mail = GraphMailConnector(
+        client,
+        folders=folders,
+        page_size=page_size,
+        push_target=push_target,
+        read_headers=permission == MAIL_READ,
+        own_domains=[account.rsplit("@", 1)[-1]] if account and "@" in account else [],
+    )
     calendar = GraphCalendarConnector(
         client,
         account=account,

@@ -13,6 +13,7 @@ connection's lease ever writes it.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import ssl
 import threading
@@ -27,10 +28,61 @@ import requests
 from connectors.base import AuthExpired, ConnectorError
 from connectors.microsoft.http import GRAPH_URL
 
-# Mail.ReadBasic: every field the delta pages carry (addresses, subject, dates, ids), never a
-# body or an attachment. Calendars.Read: calendarView. User.Read: /me (address, aliases).
+# The mail permission a consent asks for (docs/microsoft.md, "Scopes"): Mail.Read (the default)
+# lets Tally read a received message's headers, which say whether it is automated (List-Id,
+# Precedence, Auto-Submitted…); Mail.ReadBasic gives every field the delta pages carry but no
+# header, body, attachment or extended property ("except for body, bodyPreview, uniqueBody,
+# attachments, extensions, and any extended properties",
+# https://learn.microsoft.com/graph/permissions-reference#mailreadbasic), so mail told
+# automated only by its headers counts as a person's (READ_BASIC_DEVIATION).
+MAIL_READ = "Mail.Read"
+MAIL_READ_BASIC = "Mail.ReadBasic"
+MAIL_PERMISSIONS = (MAIL_READ, MAIL_READ_BASIC)
+READ_BASIC_DEVIATION = (
+    "Mail marked as automated only by its List-Id, List-Unsubscribe, Precedence or "
+    "Auto-Submitted headers (newsletters, notifications, auto-replies) counts as customer "
+    "email, and its sender as a contact, because this connection was granted Microsoft's "
+    "Mail.ReadBasic permission, which gives Tally no message headers; connect again with "
+    "Mail.Read to count it exactly."
+)
+# Calendars.Read: calendarView and the series masters. User.Read: /me (address, aliases).
 # offline_access, openid and profile are added by msal itself.
-GRAPH_SCOPES = ("Mail.ReadBasic", "Calendars.Read", "User.Read")
+OTHER_SCOPES = ("Calendars.Read", "User.Read")
+GRAPH_SCOPES = (MAIL_READ, *OTHER_SCOPES)
+
+
+def granted_mail_permission(config: Mapping[str, Any]) -> str:
+    """The mail permission a connection's consent recorded in its config; a connection made
+    before the consent recorded it was granted Mail.ReadBasic (the only one asked then)."""
+    found = config.get("mail_permission")
+    return str(found) if found in MAIL_PERMISSIONS else MAIL_READ_BASIC
+
+
+def cached_mail_permission(secret: Mapping[str, Any]) -> str | None:
+    """The mail permission the connection's refresh token was granted, as msal's token cache
+    records it (a refresh token's `target`: the scopes of the answer that issued it); None
+    when the cache does not say."""
+    try:
+        cache = json.loads(str(secret.get("token_cache") or "{}"))
+    except ValueError:
+        return None
+    home = secret.get("home_account_id")
+    names: set[str] = set()
+    tokens = cache.get("RefreshToken") if isinstance(cache, dict) else None
+    for entry in (tokens or {}).values():
+        if isinstance(entry, dict) and (not home or entry.get("home_account_id") == home):
+            names |= {s.rsplit("/", 1)[-1] for s in str(entry.get("target", "")).split()}
+    if MAIL_READ in names:
+        return MAIL_READ
+    if MAIL_READ_BASIC in names:
+        return MAIL_READ_BASIC
+    return None
+
+
+def deviations_of(mail_permission: str) -> list[str]:
+    """Where a connection with this permission counts differently from the spec."""
+    return [READ_BASIC_DEVIATION] if mail_permission == MAIL_READ_BASIC else []
+
 
 _AADSTS = re.compile(r"AADSTS(\d+)")
 
@@ -62,15 +114,26 @@ class MicrosoftApp:
     graph_url: str = GRAPH_URL
     ca_bundle: str | None = None  # a private CA (a TLS-inspecting proxy, a test authority)
     timeout: float = 60.0
+    mail_permission: str = MAIL_READ  # what new consents ask for (MAIL_PERMISSIONS)
+
+    def __post_init__(self) -> None:
+        if self.mail_permission not in MAIL_PERMISSIONS:
+            raise ValueError(f"unknown Microsoft mail permission {self.mail_permission!r}")
 
     def __repr__(self) -> str:  # never show the secret
         return f"MicrosoftApp({self.client_id!r}, authority={self.authority!r})"
 
     @property
     def scopes(self) -> list[str]:
-        """The Graph scopes as msal wants them: the Graph resource + the permission name."""
+        """The Graph scopes new consents ask for, as msal wants them."""
+        return self.scopes_for(self.mail_permission)
+
+    def scopes_for(self, mail_permission: str) -> list[str]:
+        """The Graph scopes of a connection granted `mail_permission`, as msal wants them:
+        the Graph resource + the permission name."""
         parts = urlsplit(self.graph_url)
-        return [f"{parts.scheme}://{parts.netloc}/{name}" for name in GRAPH_SCOPES]
+        names = (mail_permission, *OTHER_SCOPES)
+        return [f"{parts.scheme}://{parts.netloc}/{name}" for name in names]
 
     def verify(self) -> ssl.SSLContext | bool:
         """What the Graph client verifies TLS with."""
@@ -138,10 +201,14 @@ def refusal(result: Mapping[str, Any]) -> ConnectorError:
 
 
 class GraphAuth:
-    """Access tokens for one connection, from its own MSAL token cache."""
+    """Access tokens for one connection, from its own MSAL token cache, for the scopes its
+    consent granted (asking for more would be refused: AADSTS65001)."""
 
-    def __init__(self, app: MicrosoftApp, secret: Mapping[str, Any]) -> None:
+    def __init__(
+        self, app: MicrosoftApp, secret: Mapping[str, Any], *, mail_permission: str | None = None
+    ) -> None:
         self.app = app
+        self.scopes = app.scopes_for(mail_permission or app.mail_permission)
         self._cache = msal.SerializableTokenCache()
         serialized = secret.get("token_cache")
         if serialized:
@@ -173,7 +240,7 @@ class GraphAuth:
                 raise AuthExpired("no Microsoft sign-in is stored; connect Microsoft 365 again")
             try:
                 result = self._msal.acquire_token_silent_with_error(
-                    self.app.scopes, account=account, force_refresh=force_refresh
+                    self.scopes, account=account, force_refresh=force_refresh
                 )
             except requests.RequestException as error:
                 raise ConnectorError(

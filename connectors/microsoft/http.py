@@ -2,7 +2,8 @@
 
 Graph allows 4 concurrent requests and 10,000 requests per 10 minutes per app and mailbox.
 The client never has more than `max_in_flight` requests open for its mailbox (a semaphore:
-the mail and calendar connectors of one connection share one client). A 429 or 503 with a
+the mail and calendar connectors of one connection share one client); a JSON batch holds as
+many places as Graph runs of its requests at once (`slots`, up to 4). A 429 or 503 with a
 `Retry-After` is honoured: a short wait is slept in the run, a longer one raises
 `RateLimited(retry_after)` so the runner persists it and the worker moves on. Without a
 `Retry-After`, 429 and 5xx and network errors are retried with capped exponential backoff
@@ -108,6 +109,10 @@ class GraphClient:
         self._http: httpx2.Client | None = None
         self._open_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_in_flight)
+        self.max_in_flight = max_in_flight
+        # one request taking several places at a time: two, each holding some and waiting
+        # for the rest, would wait forever
+        self._wide = threading.Lock()
         self.max_wait = max_wait
         self.attempts = attempts
         self.backoff_base = backoff_base
@@ -164,15 +169,19 @@ class GraphClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         json: Mapping[str, Any] | None = None,
+        slots: int = 1,
     ) -> dict[str, Any] | None:
+        """One request, retried as the module says; `slots`: the places it holds in the
+        mailbox's concurrency (a batch: as many of its requests as Graph runs at once)."""
         url = self.url(path_or_url)
+        slots = max(1, min(slots, self.max_in_flight))
         refreshed = False
         token = self._auth.token()
         last = self.attempts - 1
         for attempt in range(self.attempts):
             sent = {**(headers or {}), "Authorization": f"Bearer {token}"}
             try:
-                response = self._send(method, url, params, sent, json)
+                response = self._send(method, url, params, sent, json, slots)
             except httpx2.TransportError as error:
                 if attempt == last:
                     raise ConnectorError(
@@ -240,12 +249,19 @@ class GraphClient:
         params: Mapping[str, str] | None,
         headers: Mapping[str, str],
         json: Mapping[str, Any] | None,
+        slots: int = 1,
     ) -> httpx2.Response:
-        with self._slots:
-            stats = self.stats
+        if slots == 1:
+            self._slots.acquire()
+        else:
+            with self._wide:
+                for _ in range(slots):
+                    self._slots.acquire()
+        stats = self.stats
+        try:
             with stats.lock:
                 stats.requests += 1
-                stats.in_flight += 1
+                stats.in_flight += slots
                 stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
             try:
                 return self._connection().request(
@@ -257,7 +273,14 @@ class GraphClient:
                 )
             finally:
                 with stats.lock:
-                    stats.in_flight -= 1
+                    stats.in_flight -= slots
+        finally:
+            for _ in range(slots):
+                self._slots.release()
+
+    def pause(self, seconds: float) -> None:
+        """Wait as Graph asked (Retry-After) or as the backoff says, counted in the stats."""
+        self._wait(seconds)
 
     def _wait(self, seconds: float) -> None:
         with self.stats.lock:

@@ -6,21 +6,26 @@ the delta pages *are* the data (no per-message request), with `Prefer: IdType="I
 (a message keeps its id when it moves between folders) and `odata.maxpagesize`. The first
 round is bounded by `receivedDateTime ge <since>`; Graph encodes every option in the links.
 
-The cursor is JSON: {"v": 1, "folders": {folder: link}, "push": {folder: subscription}}. A
-folder's link is the latest `@odata.nextLink` (mid-round: a resumed pull continues the round)
-or `@odata.deltaLink` (round done: the next pull gets the changes), stored with the page it
-follows, so a crash repeats at most one page. A 410 / SyncStateNotFound restarts that folder's
-round from scratch; the repeated messages are ignored by ingest (observations are keyed on the
-immutable id), so nothing is duplicated.
+The cursor is JSON: {"v": 1, "folders": {folder: link}, "push": {folder: subscription},
+"select": "headers" | "basic"}. A folder's link is the latest `@odata.nextLink` (mid-round:
+a resumed pull continues the round) or `@odata.deltaLink` (round done: the next pull gets
+the changes), stored with the page it follows, so a crash repeats at most one page. A 410 /
+SyncStateNotFound restarts that folder's round from scratch; the repeated messages are
+ignored by ingest (observations are keyed on the immutable id), so nothing is duplicated.
 
-What Graph gives for automated-mail detection (semantics §2): delta cannot return
-`internetMessageHeaders`, so the header rules (Auto-Submitted, Precedence, List-*, X-Auto…)
-cannot apply; the sender-address rule (no-reply and system mailboxes) does, and meeting
-requests, responses and cancellations are recognised by their type (`eventMessage…`) and
-become calendar traffic. `inferenceClassification` ("focused"/"other") is Outlook's guess at
-importance, not an automation signal, and is not used. Drafts are skipped (not observed, so a
-draft that is later sent is read then); `@removed` entries (deleted, or moved out of the
-folder) change nothing: an activity, once counted, stays.
+What Graph gives for automated-mail detection (semantics §2): with Mail.Read
+(`read_headers`, the default) the `$select` names `internetMessageHeaders`, so the delta pages
+carry each received message's headers and the header rules (Auto-Submitted, Precedence,
+List-*, X-Auto…, a multipart/report Content-Type) apply as on IMAP; a received message that
+came without them has them read in JSON batches (headers.py). The links hold the `$select`,
+so a cursor made with the other one ("select") starts its rounds again. With Mail.ReadBasic
+(`read_headers=False`) Graph gives no header: only the sender-address rule (no-reply and
+system mailboxes) applies, the connection's known deviation (auth.READ_BASIC_DEVIATION).
+Meeting requests, responses and cancellations are recognised by their type
+(`eventMessage…`) and become calendar traffic. `inferenceClassification` ("focused"/"other")
+is Outlook's guess at importance, not an automation signal, and is not used. Drafts are
+skipped (not observed, so a draft that is later sent is read then); `@removed` entries
+(deleted, or moved out of the folder) change nothing: an activity, once counted, stays.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from connectors.base import (
     iso_moment,
 )
 from connectors.microsoft import push
+from connectors.microsoft.headers import FIELD, classifying, read_headers, wanting
 from connectors.microsoft.http import GraphClient, GraphConnector, SyncStateGone, delta_pages
 
 SELECT = (
@@ -89,6 +95,7 @@ def to_message(item: dict[str, Any], role: FolderRole) -> RemoteMessage:
         raise ValueError("no id")
     message_id = graph_text(item.get("internetMessageId")).strip().strip("<>").strip() or None
     sent = iso_moment(item.get("sentDateTime"))
+    headers, mime = classifying(item.get(FIELD))
     return RemoteMessage(
         source_id=source_id,
         folder_role=role,
@@ -101,6 +108,8 @@ def to_message(item: dict[str, Any], role: FolderRole) -> RemoteMessage:
         to=_addresses(item.get("toRecipients")),
         cc=_addresses(item.get("ccRecipients")),
         bcc=_addresses(item.get("bccRecipients")),
+        headers=headers,
+        content_type=mime or "text/plain",
         calendar_method=_MEETING_TYPES.get(str(item.get("@odata.type", ""))),
     )
 
@@ -123,7 +132,7 @@ def read_page(
 
 def _load(cursor: str | None) -> dict[str, Any]:
     if cursor is None:
-        return {"v": 1, "folders": {}, "push": {}}
+        return {"v": 1, "folders": {}, "push": {}, "select": None}
     try:
         data = json.loads(cursor)
         if data.get("v") != 1 or not isinstance(data.get("folders"), dict):
@@ -131,6 +140,7 @@ def _load(cursor: str | None) -> dict[str, Any]:
     except (ValueError, AttributeError) as error:
         raise CursorExpired(f"unreadable Graph mail cursor: {type(error).__name__}") from error
     data.setdefault("push", {})
+    data.setdefault("select", "basic")  # cursors from before the headers were asked for
     return dict(data)
 
 
@@ -144,14 +154,23 @@ class GraphMailConnector(GraphConnector):
         folders: Sequence[str] = ("inbox", "sentitems"),
         page_size: int = 250,
         push_target: push.PushTarget | None = None,
+        read_headers: bool = True,
+        own_domains: Sequence[str] = (),
     ) -> None:
         self.client = client
         self.folders = list(dict.fromkeys(folders))
         self.page_size = page_size
         self.push_target = push_target
+        self.read_headers = read_headers
+        self.own_domains = frozenset(d.lower() for d in own_domains)
+        self.header_reads = 0  # messages whose headers were read apart from their page
 
     def __repr__(self) -> str:
-        return f"GraphMailConnector(folders={self.folders!r})"
+        return f"GraphMailConnector(folders={self.folders!r}, read_headers={self.read_headers})"
+
+    @property
+    def select(self) -> str:
+        return f"{SELECT},{FIELD}" if self.read_headers else SELECT
 
     @property
     def prefer(self) -> dict[str, str]:
@@ -159,12 +178,17 @@ class GraphMailConnector(GraphConnector):
 
     def _pull(self, cursor: str | None, since: datetime) -> Iterator[Page]:
         state = _load(cursor)
+        mode = "headers" if self.read_headers else "basic"
+        if state["select"] != mode:  # the links hold the old $select: new rounds
+            state["folders"], state["select"] = {}, mode
         links: dict[str, str] = state["folders"]
         for folder in self.folders:
             role = ROLES.get(folder.lower(), "other")
             for attempt in range(2):
                 try:
                     for items, link in self._round(folder, links.get(folder), since):
+                        if self.read_headers and role != "sent":
+                            self._add_headers(items)
                         messages, failures = read_page(items, role)
                         links[folder] = link
                         yield Page(messages=messages, failures=failures, cursor=dump_cursor(state))
@@ -178,13 +202,24 @@ class GraphMailConnector(GraphConnector):
             state["push"] = subscriptions
             yield Page(cursor=dump_cursor(state))
 
+    def _add_headers(self, items: list[Any]) -> None:
+        """Read the headers the page did not carry for its received messages."""
+        missing = wanting(items, self.own_domains, _MEETING_TYPES)
+        if not missing:
+            return
+        found = read_headers(self.client, missing)
+        self.header_reads += len(missing)
+        for item in items:
+            if isinstance(item, dict) and item.get("id") in found:
+                item[FIELD] = found[item["id"]]
+
     def _round(
         self, folder: str, link: str | None, since: datetime
     ) -> Iterator[tuple[list[Any], str]]:
         if link is not None:
             return delta_pages(self.client, link, self.prefer)
         floor = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        params = {"$select": SELECT, "$filter": f"receivedDateTime ge {floor}"}
+        params = {"$select": self.select, "$filter": f"receivedDateTime ge {floor}"}
         path = f"me/mailFolders/{folder}/messages/delta"
         return delta_pages(self.client, (path, params), self.prefer)
 

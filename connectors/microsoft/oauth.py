@@ -2,7 +2,11 @@
 
 `start` returns msal's flow dict (state, code_verifier, nonce, redirect URI…) for the app to
 keep; `finish` redeems the code with it, reads the account's address and aliases from
-`/me`, and returns the serialized token cache as the connection's secret.
+`/me`, and returns the serialized token cache as the connection's secret. The consent's
+config records the mail permission Entra ID granted (`mail_permission`) and, for
+Mail.ReadBasic, where the connection therefore counts differently from the spec
+(`deviations`, sentences shown on the connection). Both keys are always written, so a
+reconnect with another permission replaces them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ import msal
 import requests
 
 from connectors.base import AuthExpired, ConnectorError
-from connectors.microsoft.auth import MicrosoftApp, refusal
+from connectors.microsoft.auth import (
+    MAIL_READ,
+    MAIL_READ_BASIC,
+    MicrosoftApp,
+    deviations_of,
+    refusal,
+)
 from connectors.oauth import Consent, Started
 
 PROVIDERS = ("microsoft",)
@@ -25,6 +35,17 @@ PROVIDERS = ("microsoft",)
 def _address(value: object) -> str | None:
     text = str(value or "").strip().lower()
     return text if "@" in text else None
+
+
+def granted_permission(result: Mapping[str, Any], asked: str) -> str:
+    """The mail permission the token answer says was granted (its `scope`: names, or Graph
+    URLs ending in the name); what was asked for when the answer does not say."""
+    names = {str(s).rsplit("/", 1)[-1].lower() for s in str(result.get("scope", "")).split()}
+    if MAIL_READ.lower() in names:
+        return MAIL_READ
+    if MAIL_READ_BASIC.lower() in names:
+        return MAIL_READ_BASIC
+    return asked
 
 
 def aliases_of(me: Mapping[str, Any], primary: str) -> tuple[str, ...]:
@@ -92,6 +113,13 @@ class MicrosoftOAuth:
         if account is None:
             raise ConnectorError("this Microsoft account has no mailbox address")
         claims = result.get("id_token_claims") or {}
+        permission = granted_permission(result, self.app.mail_permission)
+        config: dict[str, Any] = {
+            "mail_permission": permission,
+            "deviations": deviations_of(permission),
+        }
+        if claims.get("tid"):
+            config["tenant_id"] = str(claims["tid"])
         return Consent(
             account=account,
             secret={
@@ -100,7 +128,7 @@ class MicrosoftOAuth:
             },
             providers=PROVIDERS,
             aliases=aliases_of(me, account),
-            config={"tenant_id": str(claims.get("tid", ""))} if claims.get("tid") else {},
+            config=config,
         )
 
     def _me(self, access_token: str) -> dict[str, Any]:

@@ -55,3 +55,24 @@ def test_the_settings_a_stored_secret_is_bound_to(name: str, endpoint: tuple[str
     assert providers.endpoint_fields(name) == endpoint
     # a provider whose secret can be sent somewhere else says where: every one with secrets
     assert bool(endpoint) == bool(providers.secret_fields(name))
+
+
+def test_the_table_says_which_providers_reach_further_back_as_their_connectors_do() -> None:
+    """POST /connections/{id}/backfill trusts the table; the connectors are what fetch."""
+    from connectors.base import widens_history
+    from connectors.calendar.caldav import CalDavConnector
+    from connectors.google import GmailConnector, GoogleCalendarConnector
+    from connectors.imap import ImapConnector
+    from connectors.microsoft import GraphCalendarConnector, GraphMailConnector
+
+    made: dict[str, tuple[type, ...]] = {  # what app/sync/registry.py builds for each
+        "imap": (ImapConnector,),
+        "caldav": (CalDavConnector,),
+        "gmail": (GmailConnector,),
+        "google_calendar": (GoogleCalendarConnector,),
+        "microsoft": (GraphMailConnector, GraphCalendarConnector),
+    }
+    assert set(made) == providers.SCHEDULED
+    for name, classes in made.items():
+        assert providers.widens(name) is all(widens_history(c) for c in classes), name
+    assert providers.widens("import") is None

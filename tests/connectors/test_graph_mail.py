@@ -70,10 +70,17 @@ def test_the_consent_flow_yields_a_token_cache_and_the_aliases(ms: MicrosoftEmul
     started = client.start(REDIRECT, login_hint="ana@acme.example")
     assert started.state == started.flow["state"] and "code_verifier" in started.flow
     assert "code_challenge=" in started.authorization_url
-    assert "Mail.ReadBasic" in started.authorization_url
+    asked = httpx2.URL(started.authorization_url).params["scope"].split()
+    assert f"{ms.base}/Mail.Read" in asked and f"{ms.base}/Mail.ReadBasic" not in asked
     back = ms.consent(started.authorization_url)
     found = client.finish(started.flow, dict(httpx2.URL(back).params), REDIRECT)
     assert found.account == "ana@acme.example"
+    # the exact mode: nothing where it counts differently (docs/microsoft.md, "Scopes")
+    assert found.config == {
+        "mail_permission": "Mail.Read",
+        "deviations": [],
+        "tenant_id": "tenant-1",
+    }
     assert found.aliases == ("a.silva@acme.example",)
     assert found.providers == ("microsoft",)
     assert set(found.secret) == {"token_cache", "home_account_id"}
