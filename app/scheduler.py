@@ -1,8 +1,9 @@
 """Every periodic job, listed in one place, run by APScheduler (in-memory, per process).
 
 Running it in several processes is safe: the sync job claims leased rows, so each connection
-is synced by one worker at a time however many processes tick; the statistics job analyzes
-only what changed, under an advisory lock on PostgreSQL (app/statistics.py).
+is synced by one worker at a time however many processes tick; the re-evaluation job leases
+each organization's run the same way (app/activities/reevaluate.py); the statistics job
+analyzes only what changed, under an advisory lock on PostgreSQL (app/statistics.py).
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from app import statistics
+from app.activities.reevaluate import Reevaluator
 from app.config import settings
 from app.db import session_scope
 from app.sync.worker import SyncWorker
 
+# how often the re-evaluation job looks for directory changes (a look that finds none is one
+# indexed query); a change is re-derived within this much of being made
+REEVALUATION_SECONDS = 5
 # how often planner statistics are checked (a check that finds nothing stale costs ~2 ms; an
 # ANALYZE of every table at 10M activities 1.8 s on PostgreSQL, 1.4 s per 1M on SQLite)
 STATISTICS_SECONDS = 600
@@ -34,6 +39,15 @@ def configure(scheduler: BaseScheduler, worker: SyncWorker) -> BaseScheduler:
         "interval",
         seconds=settings.sync_tick_seconds,
         id="sync_tick",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=30,
+    )
+    scheduler.add_job(
+        Reevaluator().tick,
+        "interval",
+        seconds=REEVALUATION_SECONDS,
+        id="reevaluation",
         max_instances=1,
         coalesce=True,
         misfire_grace_time=30,

@@ -62,6 +62,7 @@ from app.models import (
     Contact,
     ContactDay,
     Message,
+    MessageAddress,
     Observation,
     Role,
     User,
@@ -85,6 +86,9 @@ WRITTEN: tuple[Table, ...] = tuple(
     Base.metadata.tables[model.__tablename__]
     for model in (Company, Contact, Message, Observation, Activity, ActivityContact)
 )
+
+# Which messages each address is on (app/activities/facts.py), written with the messages.
+ADDRESSES: Table = Base.metadata.tables[MessageAddress.__tablename__]
 
 # The rollups the store keeps beside them: their new rows are in the floor too.
 ROLLUPS: tuple[Table, ...] = tuple(
@@ -586,6 +590,13 @@ class Floor:
                 ]
                 batch[table] = rows
                 self.rows[table.name] += len(rows)
+            # the address index of the page's messages (no id, no foreign key: read by the
+            # messages' old mark, as the links are by the activities')
+            messages = Base.metadata.tables[Message.__tablename__]
+            query = select(ADDRESSES).where(ADDRESSES.c.message_id > self.last[messages])
+            rows = [dict(r._mapping) for r in connection.execute(query)]
+            batch[ADDRESSES] = rows
+            self.rows[ADDRESSES.name] += len(rows)
             for table in tables:  # after the links: they read the activities' old mark
                 if batch[table]:
                     self.last[table] = max(row["id"] for row in batch[table])

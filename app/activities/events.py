@@ -11,73 +11,34 @@ recomputed once more then (`settle_ended`). The caller owns the transaction.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
+from app.activities import directory as directories
 from app.activities import meetings, store
 from app.activities.dedupe import WINDOW, duplicate_call
+from app.activities.eventdata import event_key, from_json, people, to_json
+from app.activities.facts import address_key
 from app.activities.inference import Directory
 from app.contacts import service as contacts
 from app.db import insert_ignore, one_of
 from app.models import (
     ActivityType,
     Connection,
+    EventAddress,
     EventCopy,
     Organization,
     utcnow,
 )
-from connectors.base import Address, Attendee, CalendarObject, RemoteEvent
+from connectors.base import CalendarObject, RemoteEvent
 
 EVENT_TYPES = (ActivityType.meeting_scheduled, ActivityType.meeting_held, ActivityType.call)
-
-
-def event_key(event: RemoteEvent) -> str:
-    """One event however many calendars hold it: its UID and, for an occurrence of a series,
-    its original start. A single event keeps its key when it moves."""
-    original = event.recurrence_id.isoformat() if event.recurrence_id else ""
-    return hashlib.sha256(f"{event.uid}\n{original}".encode()).hexdigest()
-
-
-def to_json(event: RemoteEvent) -> dict[str, Any]:
-    data = asdict(event)
-    for name in ("recurrence_id", "start", "end", "created"):
-        value = data[name]
-        data[name] = value.isoformat() if value is not None else None
-    return data
-
-
-def from_json(data: dict[str, Any]) -> RemoteEvent:
-    def moment(name: str) -> datetime | None:
-        value = data.get(name)
-        return datetime.fromisoformat(value) if value else None
-
-    organizer = data.get("organizer")
-    start, end = moment("start"), moment("end")
-    assert start is not None and end is not None
-    return RemoteEvent(
-        source_id=data["source_id"],
-        uid=data["uid"],
-        recurrence_id=moment("recurrence_id"),
-        start=start,
-        end=end,
-        all_day=data["all_day"],
-        status=data["status"],
-        summary=data["summary"],
-        location=data["location"],
-        description=data["description"],
-        conference=tuple(data["conference"]),
-        organizer=Address(**organizer) if organizer else None,
-        attendees=tuple(Attendee(**a) for a in data["attendees"]),
-        created=moment("created"),
-        version=data["version"],
-    )
+EVENT_ADDRESSES = cast(Table, EventAddress.__table__)
 
 
 def ingest_calendar(
@@ -125,9 +86,17 @@ def _store_objects(
         stored[copy.resource][copy.source_id] = copy
     touched: set[str] = set()
     rows: list[dict[str, Any]] = []
+    index: set[tuple[str, str]] = set()  # (address key, event key) of the copies written
     for item in items:
-        touched |= _store_object(item, stored[item.resource], rows, session, now)
+        touched |= _store_object(item, stored[item.resource], rows, index, session, now)
     session.flush()
+    insert_ignore(
+        session,
+        EVENT_ADDRESSES,
+        [{"address_key": a, "event_key": k} for a, k in sorted(index)],
+        ["org_id", "address_key", "event_key"],
+        shared={"org_id": connection.org_id},
+    )
     shared = {
         "org_id": connection.org_id,
         "connection_id": connection.id,
@@ -144,11 +113,12 @@ def _store_object(
     item: CalendarObject,
     stored: dict[str, EventCopy],
     rows: list[dict[str, Any]],
+    index: set[tuple[str, str]],
     session: Session,
     now: datetime,
 ) -> set[str]:
-    """Update or delete the resource's stored copies, add its new ones to `rows`; the event
-    keys touched."""
+    """Update or delete the resource's stored copies, add its new ones to `rows` and the
+    addresses of those it writes to `index`; the event keys touched."""
     touched: set[str] = set()
     current = {event.source_id: event for event in item.events}
     for source_id, copy in stored.items():
@@ -161,9 +131,10 @@ def _store_object(
     for source_id, event in current.items():
         key = event_key(event)
         known = stored.get(source_id)
+        if known is not None and known.version == event.version and known.event_key == key:
+            continue
+        index.update((address_key(email), key) for email in people(event))
         if known is not None:
-            if known.version == event.version and known.event_key == key:
-                continue
             touched |= {known.event_key, key}
             known.event_key, known.version, known.data = key, event.version, to_json(event)
             known.starts_at, known.ends_at = event.start, event.end
@@ -199,16 +170,27 @@ def settle_ended(session: Session, org_id: int, directory: Directory, *, now: da
 
 
 def reconcile(
-    session: Session, org_id: int, keys: Iterable[str], directory: Directory, *, now: datetime
+    session: Session,
+    org_id: int,
+    keys: Iterable[str],
+    directory: Directory,
+    *,
+    now: datetime,
+    unlinked: set[int] | None = None,
 ) -> int:
-    """Make the stored activities of these events what their copies say; activities created.
+    """Make the stored activities of these events and their links what their copies say
+    under the directory as it is now (`directory` if still current); activities created.
+    `unlinked` collects the contacts that lost a link (to an activity gone, or a person no
+    longer external).
 
     The events are worked out one by one (in key order), and written together: their
     contacts in one upsert, their activities through the store (one insert of the new ones
-    and their links, then the moved ones, then the ones no longer due)."""
+    and their links, then the moved ones, the links no longer due, then the activities no
+    longer due)."""
     keys = sorted(set(keys))
     if not keys:
         return 0
+    directory = directories.current(session, org_id, directory)
     org = session.get_one(Organization, org_id)
     copies, source = _copies(session, org_id, keys)
     types = [t.value for t in EVENT_TYPES]
@@ -254,9 +236,17 @@ def reconcile(
     known = {ident: row.id for ident, row in existing.items()}
     created = len(store.add(session, org_id, new, wanted, known=known).inserted)
     store.update(session, org_id, edits)
-    store.delete(
-        session, org_id, [row.id for ident, row in existing.items() if ident not in wanted]
-    )
+    kept = {known[ident]: set(ids) for ident, ids in wanted.items() if ident in known}
+    # links of activities kept that are no longer due, and of those about to go
+    stale = [
+        (activity_id, contact_id)
+        for activity_id, contact_id in store.links(session, list(known.values()))
+        if contact_id not in kept.get(activity_id, ())
+    ]
+    store.unlink(session, org_id, [pair for pair in stale if pair[0] in kept])
+    store.delete(session, org_id, [pk for ident, pk in known.items() if ident not in wanted])
+    if unlinked is not None:
+        unlinked.update(contact_id for _, contact_id in stale)
     session.execute(
         update(EventCopy)
         .where(

@@ -31,6 +31,7 @@ class Directory:
 
     internal_domains: frozenset[str]
     user_by_address: Mapping[str, int]  # lower-cased address -> user id
+    version: int = 0  # the organization's directory_version it was read at
 
     def user_of(self, email: str) -> int | None:
         return self.user_by_address.get(email.lower())

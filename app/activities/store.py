@@ -31,7 +31,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from app.activities import rollups
@@ -220,6 +220,49 @@ def update(session: Session, org_id: int, edits: Iterable[Edit]) -> list[int]:
             engaged.touch((edit.user_id, new, contact_id), edit.new_occurred_at, 1)
     rollups.bump(session, org_id, zone, days, engaged)
     return changed
+
+
+def links(session: Session, activity_ids: list[int]) -> list[tuple[int, int]]:
+    """The (activity, contact) links of these activities."""
+    return _links_of(session, activity_ids)
+
+
+def unlink(session: Session, org_id: int, pairs: Iterable[tuple[int, int]]) -> int:
+    """Remove these (activity, contact) links, the activities staying; how many this
+    transaction removed. contact_days and user_contacts lose what they counted."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return 0
+    zone = _zone(session, org_id)
+    c = ACTIVITIES.c
+    by_activity: dict[int, set[int]] = {}
+    for activity_id, contact_id in wanted:
+        by_activity.setdefault(activity_id, set()).add(contact_id)
+    engaged = Engaged()
+    removed = 0
+    ids = sorted(by_activity)
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        query = select(c.id, c.user_id, c.occurred_at).where(
+            c.org_id == org_id, one_of(session, c.id, chunk)
+        )
+        if _postgresql(session):  # not moved meanwhile (update locks them the same way)
+            query = query.order_by(c.id).with_for_update()
+        placed = {pk: (user, when) for pk, user, when in session.execute(query)}
+        pairs = [(a, contact) for a in sorted(placed) for contact in sorted(by_activity[a])]
+        if not pairs:
+            continue
+        gone = session.execute(
+            LINKS.delete()
+            .where(tuple_(LINKS.c.activity_id, LINKS.c.contact_id).in_(pairs))
+            .returning(LINKS.c.activity_id, LINKS.c.contact_id)
+        )
+        for activity_id, contact_id in gone:
+            user_id, when = placed[activity_id]
+            engaged.touch((user_id, local_day(when, zone), contact_id), when, -1)
+            removed += 1
+    rollups.bump(session, org_id, zone, Counter(), engaged)
+    return removed
 
 
 def _links_of(session: Session, activity_ids: list[int]) -> list[tuple[int, int]]:

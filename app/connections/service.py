@@ -24,6 +24,7 @@ from app.models import (
     Connection,
     ConnectionStatus,
     Message,
+    MessageAddress,
     Observation,
     Role,
     User,
@@ -304,6 +305,11 @@ def _purge(session: Session, connection: Connection) -> None:
         Activity.org_id == connection.org_id, Activity.message_pk.in_(only_mine)
     )
     store.delete(session, connection.org_id, session.scalars(captured))
+    session.execute(
+        delete(MessageAddress).where(
+            MessageAddress.org_id == connection.org_id, MessageAddress.message_id.in_(only_mine)
+        )
+    )
     session.execute(delete(Message).where(Message.id.in_(only_mine)))
     directory = load_directory(session, connection.org_id)
     events.forget_connection(session, connection, directory)

@@ -6,13 +6,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from app.contacts import identity
 from app.contacts.signature import SignatureFields
-from app.db import insert_ignore, lookup
-from app.models import Company, Contact
+from app.db import insert_ignore, lookup, one_of
+from app.models import ActivityContact, Company, Contact, Deal, DealContact
 
 CONTACTS = cast(Table, Contact.__table__)
 COMPANIES = cast(Table, Company.__table__)
@@ -207,3 +207,44 @@ def contacts_missing_details(session: Session, org_id: int, emails: Iterable[str
     columns = ["email", "phones", "title"]
     complete = lookup(session, CONTACTS, columns, {"org_id": org_id}, "email", emails)
     return emails - {e for e, phones, title in complete if phones and title}
+
+
+def forget_unlinked(session: Session, org_id: int, contact_ids: Iterable[int]) -> tuple[int, int]:
+    """Of these contacts, delete those nothing holds any more: no activity link (a meeting,
+    a call, an email), no deal, no field a person set. Then the companies they belonged to
+    that are left with no contact and no deal. Re-evaluation calls it with the contacts it
+    unlinked, so that a contact made only by mail that no longer counts goes, as it would
+    never have been made under the directory as it is now. (deleted contacts, companies)"""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return 0, 0
+    linked = select(ActivityContact.contact_id).where(ActivityContact.contact_id == Contact.id)
+    dealt = select(DealContact.contact_id).where(DealContact.contact_id == Contact.id)
+    rows = session.execute(
+        select(Contact.id, Contact.company_id, Contact.edited_fields).where(
+            Contact.org_id == org_id,
+            one_of(session, Contact.id, ids),
+            ~linked.exists(),
+            ~dealt.exists(),
+        )
+    ).all()
+    doomed = [pk for pk, _, edited in rows if not edited]
+    if not doomed:
+        return 0, 0
+    session.execute(delete(Contact).where(one_of(session, Contact.id, doomed)))
+    companies = {company for pk, company, edited in rows if company is not None and not edited}
+    if not companies:
+        return len(doomed), 0
+    staffed = select(Contact.id).where(Contact.company_id == Company.id)
+    owned = select(Deal.id).where(Deal.company_id == Company.id)
+    gone = session.execute(
+        delete(Company)
+        .where(
+            Company.org_id == org_id,
+            one_of(session, Company.id, companies),
+            ~staffed.exists(),
+            ~owned.exists(),
+        )
+        .returning(Company.id)
+    ).all()
+    return len(doomed), len(gone)

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from app.access import visible_user
+from app.activities import reevaluate
 from app.deps import CurrentUser, InstanceAdmin, SessionDep
-from app.models import Organization, User
+from app.models import Organization, User, utcnow
 from app.schemas import CONFLICT_ERROR, ErrorBody
 from app.users import lifecycle, schemas, service
 
@@ -49,6 +50,19 @@ def create_org(
 @router.get("/org", summary="The caller's organization")
 def read_org(session: SessionDep, caller: CurrentUser) -> schemas.OrgRead:
     return schemas.OrgRead.model_validate(session.get_one(Organization, caller.org_id))
+
+
+@router.get(
+    "/org/reevaluation",
+    summary="Progress of the re-derivation that follows a change of users, aliases or domains",
+    description="A change of who is a user (users and aliases added or removed, send-as "
+    "addresses learnt) or of the internal domains derives the activities, links, contacts and "
+    "companies of exactly the mail and events it concerns again, in the background, without "
+    "fetching anything. Until it is done, metrics may still count by the old directory.",
+)
+def read_reevaluation(session: SessionDep, caller: CurrentUser) -> schemas.ReevaluationRead:
+    found = reevaluate.status(session, caller.org_id, now=utcnow())
+    return schemas.ReevaluationRead.model_validate(found)
 
 
 @router.patch(

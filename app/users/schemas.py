@@ -131,6 +131,22 @@ class OrgCreated(OrgRead):
     admin_api_key: str = Field(description="shown once; store it now")
 
 
+class ReevaluationRead(BaseModel):
+    """Where the re-derivation of activities after the last changes of users, aliases or
+    internal domains stands (docs/reevaluation.md)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    state: Literal["idle", "pending", "running"] = Field(
+        description="running: a worker is deriving the affected mail and events again; "
+        "pending: changes wait for a worker (`tally worker` runs the job); idle: nothing to do"
+    )
+    done: int = Field(description="messages and events of the current or last run derived again")
+    total: int = Field(description="messages and events the current or last run has to derive")
+    started_at: datetime | None = Field(description="when the current or last run started")
+    finished_at: datetime | None = Field(description="when the last run ended; null while running")
+
+
 class TeamCreate(BaseModel):
     name: Name
     manager_id: Id | None = None

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.access import require_active, require_role, visible_user, visible_user_ids
+from app.activities import reevaluate
 from app.calls.service import default_region, holds_number, normalize_phone, secrets_of
 from app.deals.currency import load_rates
 from app.deals.pipeline import add_default_stages
@@ -41,7 +42,9 @@ def create_org(session: Session, data: schemas.OrgCreate) -> tuple[Organization,
     session.flush()
     add_default_stages(session, org.id)
     admin_email = data.admin_email or f"admin@{data.domains[0]}"
-    admin = _add_user(session, org.id, admin_email, data.admin_name, Role.admin, None, [])
+    admin = _add_user(
+        session, org.id, admin_email, data.admin_name, Role.admin, None, [], new_org=True
+    )
     return org, issue_key(session, admin)
 
 
@@ -50,9 +53,11 @@ def update_org(session: Session, caller: User, data: schemas.OrgUpdate) -> Organ
     org = session.get_one(Organization, caller.org_id)
     if data.currency is not None and data.currency != org.currency:
         _check_currency_change(session, org.id)
-    zone = org.timezone
+    zone, domains = org.timezone, set(org.domains)
     for field, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(org, field, sorted(set(value)) if field == "domains" else value)
+    # what became internal or external: its mail and events are derived again
+    reevaluate.record_change(session, org.id, domains=domains ^ set(org.domains))
     if org.timezone != zone:  # the rollups count local days of the old zone
         from app.activities import store
 
@@ -78,7 +83,11 @@ def _check_team(session: Session, org_id: int, team_id: int | None) -> None:
             raise NotFound(f"team {team_id} not found")
 
 
-def _set_addresses(session: Session, user: User, aliases: Sequence[str]) -> None:
+def _set_addresses(
+    session: Session, user: User, aliases: Sequence[str], *, new_org: bool = False
+) -> None:
+    """Give the user exactly these addresses; the mail and events of every address gained or
+    lost are derived again (reevaluate.py), except in an organization just made."""
     wanted = {user.email, *aliases}
     taken = session.scalars(
         select(UserAddress.email).where(
@@ -89,7 +98,9 @@ def _set_addresses(session: Session, user: User, aliases: Sequence[str]) -> None
     ).all()
     if taken:
         raise Conflict(f"address already belongs to another user: {', '.join(sorted(taken))}")
+    had = set()
     for address in session.scalars(select(UserAddress).where(UserAddress.user_id == user.id)):
+        had.add(address.email)
         session.delete(address)
     session.flush()
     for email in sorted(wanted):
@@ -98,6 +109,8 @@ def _set_addresses(session: Session, user: User, aliases: Sequence[str]) -> None
                 org_id=user.org_id, user_id=user.id, email=email, is_primary=email == user.email
             )
         )
+    if not new_org:
+        reevaluate.record_change(session, user.org_id, addresses=had ^ wanted)
 
 
 def learn_addresses(session: Session, user: User, emails: Sequence[str]) -> list[str]:
@@ -115,6 +128,7 @@ def learn_addresses(session: Session, user: User, emails: Sequence[str]) -> list
     for email in added:
         session.add(UserAddress(org_id=user.org_id, user_id=user.id, email=email, is_primary=False))
     session.flush()
+    reevaluate.record_change(session, user.org_id, addresses=added)
     return added
 
 
@@ -126,6 +140,8 @@ def _add_user(
     role: Role,
     team_id: int | None,
     aliases: Sequence[str],
+    *,
+    new_org: bool = False,
 ) -> User:
     _check_team(session, org_id, team_id)
     taken = session.scalar(
@@ -138,7 +154,7 @@ def _add_user(
     user = User(org_id=org_id, email=email, name=name, role=role, team_id=team_id)
     session.add(user)
     session.flush()
-    _set_addresses(session, user, aliases)
+    _set_addresses(session, user, aliases, new_org=new_org)
     session.flush()
     return user
 
