@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     google_token_uri: str = "https://oauth2.googleapis.com/token"
     google_auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
     google_aliases: bool = True  # ask for gmail.settings.basic to learn send-as aliases
+    # ask for gmail.metadata, not gmail.readonly (docs/google.md): invitations from calendar
+    # systems other than Google and Exchange then count as emails (a deviation shown)
+    google_gmail_metadata_only: bool = False
     # per-user Gmail quota: 6,000 units/min for projects created since May 2026, 15,000 before
     google_quota_units_per_minute: int = Field(6000, ge=10)
     google_quota_window_seconds: float = Field(60.0, gt=0)

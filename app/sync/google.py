@@ -17,6 +17,7 @@ from connectors.google import (
     GoogleCalendarConnector,
     GoogleOAuth,
     Quota,
+    gmail_metadata_only,
 )
 from connectors.google.pacing import CALENDAR_COSTS, GMAIL_COSTS
 
@@ -43,7 +44,11 @@ def google_oauth() -> GoogleOAuth | None:
     if app is None:
         return None
     return GoogleOAuth(
-        app, endpoints(), aliases=settings.google_aliases, timeout=settings.google_timeout_seconds
+        app,
+        endpoints(),
+        aliases=settings.google_aliases,
+        timeout=settings.google_timeout_seconds,
+        metadata_only=settings.google_gmail_metadata_only,
     )
 
 
@@ -88,6 +93,8 @@ def google_connectors(connection: Connection, secret: dict[str, Any]) -> list[Co
                 batch_size=settings.google_batch_size,
                 watch=GmailWatch(topic) if topic and push else None,
                 timeout=settings.google_timeout_seconds,
+                # what the consent granted decides, not today's setting
+                metadata_only=gmail_metadata_only(connection.config.get("scopes") or ()),
             )
         ]
     watch = None

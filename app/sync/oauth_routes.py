@@ -119,7 +119,12 @@ def oauth_callback(name: str, request: Request) -> OAuthConnected:
                 user,
                 provider,
                 account=consent.account,
-                config=dict(consent.config),
+                # a consent's deviations are its mail's: a calendar of it counts exactly
+                config={
+                    k: v
+                    for k, v in consent.config.items()
+                    if k != "deviations" or provider != "google_calendar"
+                },
                 secret=dict(consent.secret),
             )
             for provider in consent.providers

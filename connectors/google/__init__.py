@@ -6,7 +6,7 @@ Never imports app/; app/sync/registry.py builds these from a connection's config
 from connectors.google.api import App, Endpoints
 from connectors.google.calendar import CalendarWatch, GoogleCalendarConnector
 from connectors.google.gmail import GmailConnector, GmailWatch
-from connectors.google.oauth import GoogleOAuth
+from connectors.google.oauth import GoogleOAuth, gmail_metadata_only
 from connectors.google.pacing import CALENDAR_QUOTA, GMAIL_COSTS, Quota
 
 __all__ = [
@@ -20,4 +20,5 @@ __all__ = [
     "GoogleCalendarConnector",
     "GoogleOAuth",
     "Quota",
+    "gmail_metadata_only",
 ]

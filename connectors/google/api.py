@@ -1,14 +1,16 @@
-"""What the Google connectors share: endpoints, credentials, services, calls, errors.
+"""What the Google connectors share: endpoints, credentials, services, calls (errors.py: errors).
 
 Services are built from the discovery documents bundled with google-api-python-client, with
 `rootUrl` rewritten when `Endpoints.api_url` is set: `api_endpoint` alone would leave batch
 requests pointed at Google (testing.md §4), and a test must never reach Google.
 
 Every call goes through `Caller.call`/`Caller.batch`, which books the method's quota units with
-the pacer first, holds an in-flight slot, waits out a Retry-After of up to
-`quota.max_wait_seconds` and retries, and translates whatever remains into the contract's
-errors: invalid_grant and 401 -> AuthExpired, rate limits -> RateLimited, the rest ->
-ConnectorError (HttpError keeps its status in `GoogleError.status`).
+the pacer first, holds an in-flight slot, waits out the time a rate limit names (Retry-After,
+or the "Retry after <RFC 3339>" Gmail writes in its message) of up to `quota.max_wait_seconds`
+and retries, and translates whatever remains into the contract's errors: invalid_grant and
+401 -> AuthExpired, rate limits -> RateLimited, the rest -> ConnectorError (HttpError keeps
+its status in `GoogleError.status`). Requests the libraries send again by themselves (after
+a 401) are booked as they leave, by the transport under them (`_PacedTransport`).
 """
 
 from __future__ import annotations
@@ -17,27 +19,22 @@ import base64
 import copy
 import importlib.resources
 import json
-import socket
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
 
 import google_auth_httplib2
 import httplib2
-from google.auth.exceptions import RefreshError, TransportError
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 
-from connectors.base import AuthExpired, ConnectorError, RateLimited
+from connectors.base import ConnectorError, RateLimited
+from connectors.google.errors import is_rate_limit, retry_after, translate
 from connectors.google.pacing import Pacer
-
-REVOKED = "Google access was revoked or expired: reconnect"
-RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +53,6 @@ class App:
 
     def __repr__(self) -> str:  # never show the secret
         return f"App({self.client_id!r})"
-
-
-class GoogleError(ConnectorError):
-    def __init__(self, message: str, status: int = 0, reason: str = "") -> None:
-        super().__init__(message)
-        self.status, self.reason = status, reason
 
 
 @lru_cache(maxsize=4)
@@ -88,8 +79,12 @@ def credentials(refresh_token: str, app: App, endpoints: Endpoints) -> Credentia
     )
 
 
-def authorized_http(creds: Credentials, timeout: float) -> google_auth_httplib2.AuthorizedHttp:
-    return google_auth_httplib2.AuthorizedHttp(creds, http=httplib2.Http(timeout=timeout))
+def authorized_http(
+    creds: Credentials, timeout: float, transport: Any = None
+) -> google_auth_httplib2.AuthorizedHttp:
+    return google_auth_httplib2.AuthorizedHttp(
+        creds, http=transport or httplib2.Http(timeout=timeout)
+    )
 
 
 def build(name: str, creds: Credentials, endpoints: Endpoints, timeout: float) -> Any:
@@ -98,68 +93,39 @@ def build(name: str, creds: Credentials, endpoints: Endpoints, timeout: float) -
     )
 
 
-def _error_body(error: HttpError) -> tuple[str, str]:
-    """(reason, message) of a Google error body."""
-    try:
-        body = json.loads(error.content.decode("utf-8", "replace"))
-    except (ValueError, AttributeError):
-        return "", ""
-    inner = body.get("error") if isinstance(body, dict) else None
-    if isinstance(inner, str):  # the token endpoint: {"error": "invalid_grant", ...}
-        return inner, str(body.get("error_description", ""))
-    if not isinstance(inner, dict):
-        return "", ""
-    reasons = [e.get("reason", "") for e in inner.get("errors", []) if isinstance(e, dict)]
-    return (reasons[0] if reasons else str(inner.get("status", ""))), str(inner.get("message", ""))
+@dataclass(slots=True)
+class _Sending:
+    """The call a thread is making: `unit` quota units a request (each part, for a batch)."""
+
+    unit: int
+    batch: bool
+    booked: bool = True  # the Caller booked the first request; any further one books itself
 
 
-def retry_after(headers: Mapping[str, str] | None, default: float = 60.0) -> float:
-    value = (headers or {}).get("retry-after", "")
-    if not value:
-        return default
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return default
-        return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
+def _parts(body: Any) -> int:
+    """Requests in a batch body (google-api-python-client gives each part a Content-ID)."""
+    return max(body.count("\nContent-ID: "), 1) if isinstance(body, str) else 1
 
 
-def is_rate_limit(error: HttpError) -> bool:
-    status = error.resp.status
-    reason, _ = _error_body(error)
-    return status == 429 or (status == 403 and reason in RATE_REASONS)
+class _PacedTransport:
+    """The httplib2.Http under a Caller's AuthorizedHttp: every API request leaves through it.
+    google-api-python-client sends a batch's 401 parts again inside BatchHttpRequest.execute
+    after refreshing the token, and AuthorizedHttp resends a request after a 401: those went
+    out around the pacer (unbooked, ignoring a Retry-After block), which is how a run with
+    401s met a burst of 150 429s. Here they are booked when they leave, like any request."""
 
+    def __init__(self, caller: Caller, timeout: float) -> None:
+        self._caller = caller
+        self._http = httplib2.Http(timeout=timeout)
 
-def translate(error: BaseException, what: str) -> ConnectorError:
-    """An exception of the Google libraries as one of the contract's errors."""
-    if isinstance(error, ConnectorError):
-        return error
-    if isinstance(error, RefreshError):
-        text = str(error)
-        if "invalid_grant" in text or "invalid_client" in text or "unauthorized" in text:
-            return AuthExpired(REVOKED)
-        return ConnectorError(f"Google did not refresh the access token ({what})")
-    if isinstance(error, HttpError):
-        status = error.resp.status
-        reason, message = _error_body(error)
-        if status == 401:
-            return AuthExpired(REVOKED)
-        if is_rate_limit(error):
-            return RateLimited(retry_after(error.resp), f"Google rate limit on {what} ({reason})")
-        if status == 403 and reason in (
-            "insufficientPermissions",
-            "forbidden",
-            "PERMISSION_DENIED",
-        ):
-            return AuthExpired(f"Google refused {what}: the consent lacks a permission; reconnect")
-        detail = f": {message}" if message else ""
-        return GoogleError(f"Google answered {status} to {what}{detail}", status, reason)
-    if isinstance(error, TransportError | httplib2.HttpLib2Error | OSError | socket.timeout):
-        return ConnectorError(f"Google could not be reached ({what}): {type(error).__name__}")
-    return ConnectorError(f"Google call failed ({what}): {type(error).__name__}")
+    def request(
+        self, uri: str, method: str = "GET", body: Any = None, headers: Any = None, **kwargs: Any
+    ) -> Any:
+        self._caller.leaving(uri, body)
+        return self._http.request(uri, method, body=body, headers=headers, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # timeout, connections, follow_redirects…
+        return getattr(self._http, name)
 
 
 class Caller:
@@ -168,42 +134,77 @@ class Caller:
     def __init__(self, creds: Credentials, pacer: Pacer, timeout: float) -> None:
         self.creds, self.pacer, self.timeout = creds, pacer, timeout
         self._local = threading.local()
-        self.requests = 0  # HTTP requests made (a batch counts once)
+        self.requests = 0  # HTTP requests made (a batch counts once), resends included
+        self.resent = 0  # of which the client libraries sent again on their own (after a 401)
         self.rate_limited = 0  # 429 / rateLimitExceeded answers received
 
     def http(self) -> google_auth_httplib2.AuthorizedHttp:
         """This thread's transport: httplib2 is not thread-safe."""
         http = getattr(self._local, "http", None)
         if http is None:
-            http = self._local.http = authorized_http(self.creds, self.timeout)
+            transport = _PacedTransport(self, self.timeout)
+            http = self._local.http = authorized_http(self.creds, self.timeout, transport)
         return http
 
-    def _wait(self, seconds: float, waited: float, what: str) -> float:
+    @contextmanager
+    def _sending(self, unit: int, *, batch: bool) -> Iterator[None]:
+        self._local.sending = _Sending(unit, batch)
+        try:
+            yield
+        finally:
+            self._local.sending = None
+
+    def leaving(self, uri: str, body: Any) -> None:
+        """A request leaves this thread's transport: the first of a call was booked by the
+        Caller, a resend is booked now (waiting for room and for any Retry-After)."""
+        sending: _Sending | None = getattr(self._local, "sending", None)
+        if sending is None or uri == self.creds.token_uri:  # token refreshes are not quota
+            return
+        if sending.booked:
+            sending.booked = False
+        else:
+            self.pacer.acquire(sending.unit * (_parts(body) if sending.batch else 1))
+            self.resent += 1
+        self.requests += 1
+
+    @staticmethod
+    def _limit_delay(error: HttpError, rounds: int) -> float:
+        """The wait a rate-limit answer names; at least 0.1 s, doubled each further refusal
+        of the same call, so a clock ahead of Google's (a named time already past) cannot
+        spin."""
+        return max(retry_after(error, 5.0), 0.1 * 2.0**rounds)
+
+    def _wait(self, seconds: float, waited: float, what: str, *, refused: bool = True) -> float:
+        """Hold the account's requests `seconds` (`refused`: the quota refused them)."""
         if waited + seconds > self.pacer.quota.max_wait_seconds:
             raise RateLimited(max(seconds, 1.0), f"Google rate limit on {what}: retry later")
-        self.pacer.block(seconds)
+        if refused:
+            self.pacer.refused(seconds)
+        else:
+            self.pacer.block(seconds)
         return waited + seconds
 
     def call(self, method: str, request: Any, *, what: str | None = None) -> Any:
         """Execute one request (method: its quota name)."""
         what = what or method
         waited = 0.0
-        attempts = 0
+        attempts = limits = 0
         while True:
             try:
                 with self.pacer.in_flight():  # booked when it leaves, not before a queue
                     self.pacer.spend(method)
-                    self.requests += 1
-                    return request.execute(http=self.http())
+                    with self._sending(self.pacer.quota.cost(method), batch=False):
+                        return request.execute(http=self.http())
             except HttpError as error:
                 if is_rate_limit(error):
                     self.rate_limited += 1
                     self.pacer.refund(self.pacer.quota.cost(method))
-                    waited = self._wait(retry_after(error.resp, 5.0), waited, what)
+                    waited = self._wait(self._limit_delay(error, limits), waited, what)
+                    limits += 1
                     continue
                 if error.resp.status >= 500 and attempts < 2:
                     attempts += 1
-                    waited = self._wait(2.0**attempts, waited, what)
+                    waited = self._wait(2.0**attempts, waited, what, refused=False)
                     continue
                 raise translate(error, what) from error
             except Exception as error:
@@ -225,7 +226,7 @@ class Caller:
         queue = dict(requests)
         answers: dict[str, Any] = {}
         unit = self.pacer.quota.cost(method)
-        waited, attempts = 0.0, 0
+        waited, attempts, limits = 0.0, 0, 0
         while queue:
             failed: dict[str, HttpError] = {}
 
@@ -250,13 +251,14 @@ class Caller:
                     batch = service.new_batch_http_request(callback=done)
                     for key, request in chunk.items():
                         batch.add(request, request_id=key)
-                    self.requests += 1
-                    batch.execute(http=self.http())
+                    with self._sending(unit, batch=True):
+                        batch.execute(http=self.http())
             except HttpError as error:
                 if is_rate_limit(error):
                     self.rate_limited += 1
                     self.pacer.refund(unit * count)
-                    waited = self._wait(retry_after(error.resp, 5.0), waited, what)
+                    waited = self._wait(self._limit_delay(error, limits), waited, what)
+                    limits += 1
                     continue
                 raise translate(error, what) from error
             except ConnectorError:
@@ -281,8 +283,12 @@ class Caller:
             if retrying:
                 attempts += 1
                 first = next(iter(limited.values()), None)
-                delay = retry_after(first.resp, 5.0) if first is not None else 2.0**attempts
-                waited = self._wait(delay, waited, what)
+                if first is not None:
+                    delay = self._limit_delay(first, limits)
+                    limits += 1
+                else:
+                    delay = 2.0**attempts
+                waited = self._wait(delay, waited, what, refused=first is not None)
         return answers
 
 

@@ -50,7 +50,8 @@ from connectors.base import (
     push_terms,
     sync_window,
 )
-from connectors.google.api import App, Caller, Endpoints, GoogleError, build, credentials
+from connectors.google.api import App, Caller, Endpoints, build, credentials
+from connectors.google.errors import GoogleError
 from connectors.google.pacing import CALENDAR_QUOTA, Pacer, Quota, pacer_for
 
 DAY_MS = 86_400_000

@@ -1,4 +1,4 @@
-"""Gmail as a Connector (google-api-python-client, metadata scope).
+"""Gmail as a Connector (google-api-python-client; gmail.readonly, or gmail.metadata).
 
 The cursor is JSON:
 
@@ -13,12 +13,13 @@ The cursor is JSON:
   and SPAM/TRASH labelRemoved, minus messageDeleted), then goes on with the backfill if one
   is pending, so fresh mail is not held up behind it. Each history page moves `history` to
   the last record it holds; the last page stores the mailbox's current historyId.
-- Backfill: `messages.list` newest first (`maxResults` `page_size`), then metadata-only
-  `messages.get` in batch requests of `batch_size` (Google: at most 100, more than 50 "not
-  recommended"), up to `quota.max_in_flight` batches at once. The gmail.metadata scope does
-  not allow `q`, so the window is enforced by `internalDate`: the backfill ends with the
-  first batch that reaches below `floor` (Gmail lists newest first). Each page stores the
-  next page token.
+- Backfill: `messages.list` newest first (`maxResults` `page_size`), then `messages.get` in
+  batch requests of `batch_size` (Google: at most 100, more than 50 "not recommended"), up
+  to `quota.max_in_flight` batches at once: format=full with a mask of headers and MIME tree
+  (no body), or format=metadata when the consent granted gmail.metadata only
+  (gmail_message.py). The gmail.metadata scope does not allow `q`, so the window is enforced
+  by `internalDate` in both modes: the backfill ends with the first batch that reaches below
+  `floor` (Gmail lists newest first). Each page stores the next page token.
 - A 404 on history (Google keeps it about a week) is not a CursorExpired: a new historyId is
   taken and a "relist" (a second backfill, done before any pending one) lists down to the
   newest message seen, less `overlap_days`.
@@ -32,7 +33,6 @@ The cursor is JSON:
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,25 +42,18 @@ from typing import Any, ClassVar
 
 from googleapiclient.errors import HttpError
 
-from connectors.base import CursorExpired, Failure, FolderRole, Page, RemoteMessage, dump_cursor
-from connectors.google.api import App, Caller, Endpoints, GoogleError, build, credentials
-from connectors.google.pacing import Pacer, Quota, pacer_for
-from connectors.mail import FETCHED_HEADERS, parse_fields
-
-# What an IMAP header fetch reads (header names are case-insensitive), and Exchange's mark
-METADATA_HEADERS = (*FETCHED_HEADERS, "content-class")
-# The metadata scope shows headers only, never the MIME parts, so a text/calendar part inside
-# an invitation cannot be seen. What the headers do show: Google Calendar sends invitations
-# and answers with this Sender (or From), and Exchange marks meeting messages with
-# `Content-Class: urn:content-classes:calendarmessage`.
-CALENDAR_SENDERS = frozenset(
-    {"calendar-notification@google.com", "calendar-notification@googlemail.com"}
+from connectors.base import CursorExpired, Failure, Page, RemoteMessage, dump_cursor
+from connectors.google.api import App, Caller, Endpoints, build, credentials
+from connectors.google.errors import GoogleError
+from connectors.google.gmail_message import (
+    FULL_FIELDS,
+    METADATA_FIELDS,
+    METADATA_HEADERS,
+    to_message,
 )
-_ANSWER = re.compile(r"^\s*(accepted|declined|tentatively accepted|updated rsvp)\b", re.IGNORECASE)
-_CANCEL = re.compile(r"^\s*(cancel+ed event|canceled|cancelled)\b", re.IGNORECASE)
-SKIPPED_LABELS = frozenset({"DRAFT", "SPAM", "TRASH", "CHAT"})
+from connectors.google.pacing import Pacer, Quota, pacer_for
+
 DAY_MS = 86_400_000
-_METHOD = re.compile(r";\s*method\s*=\s*\"?([A-Za-z-]+)", re.IGNORECASE)
 
 State = dict[str, Any]
 
@@ -91,48 +84,6 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def to_message(data: Mapping[str, Any]) -> RemoteMessage | None:
-    """A messages.get (format=metadata) answer as a RemoteMessage; None when skipped."""
-    labels = set(data.get("labelIds") or ())
-    if labels & SKIPPED_LABELS:
-        return None
-    role: FolderRole = "sent" if "SENT" in labels else "inbox" if "INBOX" in labels else "other"
-    fields: dict[str, list[str]] = {}
-    for header in (data.get("payload") or {}).get("headers") or ():
-        name, value = str(header.get("name", "")).lower(), header.get("value")
-        if name and isinstance(value, str):
-            fields.setdefault(name, []).append(value)
-    internal = str(data.get("internalDate") or "")
-    provider_date = (
-        datetime.fromtimestamp(int(internal) / 1000, UTC) if internal.isdigit() else None
-    )
-    return parse_fields(
-        fields,
-        source_id=str(data["id"]),
-        folder_role=role,
-        provider_date=provider_date,
-        calendar_method=calendar_method(fields),
-    )
-
-
-def calendar_method(fields: Mapping[str, list[str]]) -> str | None:
-    """The iMIP METHOD a message carries, as far as its headers tell (see CALENDAR_SENDERS)."""
-    content_type = fields.get("content-type", [""])[0]
-    if content_type.lower().startswith("text/calendar"):
-        found = _METHOD.search(content_type)
-        return found.group(1).upper() if found else "REQUEST"
-    senders = " ".join(fields.get("sender", []) + fields.get("from", [])).lower()
-    exchange = any("calendarmessage" in value.lower() for value in fields.get("content-class", []))
-    if not exchange and not any(address in senders for address in CALENDAR_SENDERS):
-        return None
-    subject = fields.get("subject", [""])[0]
-    if _ANSWER.match(subject):
-        return "REPLY"
-    if _CANCEL.match(subject):
-        return "CANCEL"
-    return "REQUEST"
-
-
 def _gone(error: HttpError) -> bool:
     """A message deleted between its listing and its read."""
     return bool(error.resp.status == 404)
@@ -155,8 +106,12 @@ class GmailConnector:
         watch: GmailWatch | None = None,
         timeout: float = 60.0,
         pacer: Pacer | None = None,
+        metadata_only: bool = False,
     ) -> None:
+        """`metadata_only`: the consent granted gmail.metadata, not gmail.readonly
+        (oauth.gmail_metadata_only of its scopes); Google then refuses format=full."""
         self.account = account.lower()
+        self.metadata_only = metadata_only
         self.endpoints = endpoints or Endpoints()
         self.quota = quota or Quota()
         self.page_size = max(1, min(page_size, 500))
@@ -343,15 +298,15 @@ class GmailConnector:
 
     def _get_batch(self, service: Any, ids: list[str]) -> dict[str, Any]:
         messages = service.users().messages()
-        requests = [
-            (
-                mid,
-                messages.get(
-                    userId="me", id=mid, format="metadata", metadataHeaders=list(METADATA_HEADERS)
-                ),
-            )
-            for mid in ids
-        ]
+        if self.metadata_only:
+            options: dict[str, Any] = {
+                "format": "metadata",
+                "metadataHeaders": list(METADATA_HEADERS),
+                "fields": METADATA_FIELDS,
+            }
+        else:
+            options = {"format": "full", "fields": FULL_FIELDS}
+        requests = [(mid, messages.get(userId="me", id=mid, **options)) for mid in ids]
         return self.caller.batch(
             service, "messages.get", requests, what="messages.get", tolerate=_gone
         )
@@ -369,7 +324,7 @@ class GmailConnector:
             if str(data.get("internalDate") or "").isdigit():
                 dates.append(int(data["internalDate"]))
             try:
-                message = to_message(data)
+                message = to_message(data, metadata_only=self.metadata_only)
             except Exception as error:  # one unreadable message never stops the sync
                 failures.append(Failure(mid, f"{type(error).__name__}: {error}"[:300]))
                 continue

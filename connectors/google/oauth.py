@@ -1,9 +1,14 @@
 """Google's OAuth consent (google-auth-oauthlib, authorization code + PKCE S256).
 
-Scopes, the narrowest that work (docs/google.md says why):
+Scopes, the narrowest that count as the spec says (docs/google.md says why):
 
-- `gmail.metadata`: message ids, labels and headers; never a body. It refuses `q` and
-  format=full, which the connector does not use.
+- `gmail.readonly` (the default): headers and the MIME tree, which tells an invitation from
+  any calendar system (semantics §2); the connector never asks for a body. `metadata_only`
+  asks for `gmail.metadata` instead (headers, no MIME parts): the consent's config then
+  records, in `deviations`, what that counts differently. Never both: Google holds a token
+  to gmail.metadata's limits whenever that scope is in it (googleapis/google-api-python-client
+  #582), so the consent does not ask for previously granted scopes (no
+  `include_granted_scopes`): a reconnect after a metadata-only consent gets exact counting.
 - `calendar.events.readonly`: events of the user's calendars, and `events.watch`.
 - `gmail.settings.basic`, only when aliases are wanted (the default): the one scope that
   allows `users.settings.sendAs.list`, which gives the send-as addresses that decide the
@@ -18,7 +23,7 @@ The refresh token is the only secret kept; the client secret stays in settings.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from google.oauth2.credentials import Credentials
@@ -36,10 +41,30 @@ from connectors.google.api import (
 from connectors.google.pacing import Pacer, Quota
 from connectors.oauth import Consent, Started
 
-GMAIL = "https://www.googleapis.com/auth/gmail.metadata"
+GMAIL_READONLY = "https://www.googleapis.com/auth/gmail.readonly"
+GMAIL_METADATA = "https://www.googleapis.com/auth/gmail.metadata"
+# scopes that allow messages.get format=full (when gmail.metadata is not granted beside them)
+FULL_GMAIL = frozenset(
+    {GMAIL_READONLY, "https://www.googleapis.com/auth/gmail.modify", "https://mail.google.com/"}
+)
 GMAIL_SETTINGS = "https://www.googleapis.com/auth/gmail.settings.basic"
 CALENDAR = "https://www.googleapis.com/auth/calendar.events.readonly"
 IDENTITY = ("openid", "https://www.googleapis.com/auth/userinfo.email")
+METADATA_DEVIATION = (
+    "Invitations sent by calendar systems other than Google Calendar and Microsoft Exchange "
+    "(a text/calendar part inside the message) count as emails, because this connection was "
+    "granted only the gmail.metadata permission, which shows a message's headers but not its "
+    "MIME parts. Reconnect with full read access to count them as calendar traffic."
+)
+
+
+def gmail_metadata_only(scopes: Iterable[str]) -> bool:
+    """Whether a consent's scopes limit Gmail to format=metadata: gmail.metadata is in them
+    (Google then applies its limits even beside gmail.readonly), or no scope that reads the
+    MIME tree is. A connection's config["scopes"]; none recorded: metadata only, the safe
+    reading of a consent made before gmail.readonly was asked for."""
+    granted = set(scopes)
+    return GMAIL_METADATA in granted or not granted & FULL_GMAIL
 
 
 class GoogleOAuth:
@@ -51,13 +76,15 @@ class GoogleOAuth:
         endpoints: Endpoints | None = None,
         *,
         aliases: bool = True,
+        metadata_only: bool = False,
         timeout: float = 30.0,
     ) -> None:
         self.app = app
         self.endpoints = endpoints or Endpoints()
         self.aliases = aliases
         self.timeout = timeout
-        self.scopes = [*IDENTITY, GMAIL, *([GMAIL_SETTINGS] if aliases else []), CALENDAR]
+        self.gmail = GMAIL_METADATA if metadata_only else GMAIL_READONLY
+        self.scopes = [*IDENTITY, self.gmail, *([GMAIL_SETTINGS] if aliases else []), CALENDAR]
 
     def __repr__(self) -> str:
         return f"GoogleOAuth({self.app.client_id!r})"
@@ -81,7 +108,6 @@ class GoogleOAuth:
         url, state = flow.authorization_url(
             access_type="offline",
             prompt="consent",  # a refresh token every time, also on a reconnect
-            include_granted_scopes="true",
             **extra,
         )
         return Started(url, state, {"state": state, "code_verifier": flow.code_verifier})
@@ -105,7 +131,7 @@ class GoogleOAuth:
         granted = set(scope.split() if isinstance(scope, str) else map(str, scope))
         providers = tuple(
             name
-            for name, scope in (("gmail", GMAIL), ("google_calendar", CALENDAR))
+            for name, scope in (("gmail", self.gmail), ("google_calendar", CALENDAR))
             if scope in granted
         )
         if not providers:
@@ -114,12 +140,15 @@ class GoogleOAuth:
         aliases: tuple[str, ...] = ()
         if GMAIL_SETTINGS in granted and "gmail" in providers:
             aliases = self._aliases(token, account)
+        config: dict[str, Any] = {"scopes": sorted(granted)}
+        if "gmail" in providers and gmail_metadata_only(granted):
+            config["deviations"] = [METADATA_DEVIATION]
         return Consent(
             account=account,
             secret={"refresh_token": refresh},
             providers=providers,
             aliases=aliases,
-            config={"scopes": sorted(granted)},
+            config=config,
         )
 
     def _exchange(self, session: Flow, code: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 
 from connectors.base import AuthExpired, Page, RateLimited, RemoteMessage
 from connectors.google import App, Endpoints, GmailConnector, Quota
-from connectors.google.gmail import to_message
+from connectors.google.gmail_message import to_message
 from connectors.google.pacing import Pacer
 from tests.connectors.pulling import pull_pages
 from tests.emulators.google import GoogleEmulator, enron_headers
@@ -137,7 +137,7 @@ def test_headers_drafts_spam_and_trash(google: GoogleEmulator) -> None:
     assert cafe.headers["list-unsubscribe"] == "<mailto:u@x>"
     assert cafe.folder_role == "inbox" and found["archived"].folder_role == "other"
     assert cafe.message_id == "Café@mail.example" or cafe.message_id  # any non-empty id
-    assert cafe.body is None  # the metadata scope gives no body
+    assert cafe.body is None  # no body is ever asked for
 
 
 def test_new_moved_and_deleted_mail_between_syncs(google: GoogleEmulator) -> None:
@@ -381,5 +381,5 @@ def test_calendar_traffic_is_told_from_the_headers_the_metadata_scope_shows(
             ],
         },
     }
-    message = to_message(data)
+    message = to_message(data, metadata_only=True)
     assert message is not None and message.calendar_method == method

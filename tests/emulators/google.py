@@ -7,21 +7,21 @@ behaves like Google where Tally depends on it:
 - OAuth: `/o/oauth2/auth` consents at once for the `login_hint` account (or `consenting`) and
   redirects with `code` and `state`; `/token` checks the PKCE verifier (S256), issues an
   access token (1 h), a refresh token and an unsigned ID token, refreshes, and answers
-  `invalid_grant` for a revoked or unknown refresh token. Access tokens die with their grant.
-- Gmail: getProfile, messages.list (newest first, pageToken, maxResults ≤ 500, `q` refused
-  under the gmail.metadata scope, spam/trash left out), messages.get format=metadata with
-  metadataHeaders (format=full refused under gmail.metadata), history.list (records after
-  startHistoryId, paged, 404 once `expire_history` forgot it), settings.sendAs.list
-  (needs gmail.settings.basic), watch / stop.
-- Calendar: events.list over stored occurrences (singleEvents semantics: every instance of a
-  series is its own event with recurringEventId and originalStartTime), timeMin/timeMax,
-  showDeleted, pageToken, nextSyncToken on the last page, syncToken (changes only, deleted
-  included), 410 once `expire_sync_tokens` forgot it; events.watch, channels.stop.
+  `invalid_grant` for a revoked or unknown refresh token. Access tokens die with their grant,
+  or earlier (`expire_access`): a request with one gets 401 authError, a batch part too.
+  `include_granted_scopes=true` makes the new grant cover every scope granted before.
+- Gmail (google_gmail.py): getProfile, messages.list, messages.get (format=full with the MIME
+  tree, format=metadata with metadataHeaders, `fields` partial responses), history.list,
+  settings.sendAs.list, watch / stop; gmail.metadata's limits whenever it is granted.
+- Calendar (google_calendar.py): events.list with singleEvents, sync tokens, events.watch,
+  channels.stop.
 - Batch: POST /batch, /batch/gmail/v1 and /batch/calendar/v3, multipart/mixed in and out,
-  each part answered (and priced) on its own.
+  each part answered (authenticated and priced) on its own.
 - Quota: per user and API, a sliding window of `window` seconds holding at most `units`
-  units at Google's method costs; a request over it gets 429 with Retry-After (and is not
-  charged). `stats` counts HTTP requests, calls, units and 429s.
+  units at Google's method costs; a request over it is refused (and not charged). Gmail
+  answers 429 without a Retry-After header, the time being in the error message, and refuses
+  everything until then; Calendar answers 429 with Retry-After. `stats` counts HTTP requests,
+  calls, units, 429s, 401s and the body data sent.
 """
 
 from __future__ import annotations
@@ -45,61 +45,33 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from connectors.google.pacing import CALENDAR_COSTS, GMAIL_COSTS
+from tests.emulators.google_calendar import calendar_api
+from tests.emulators.google_common import (
+    CALENDAR_EVENTS,
+    GMAIL_METADATA,
+    GMAIL_READONLY,
+    GMAIL_SETTINGS,
+    IDENTITY,
+    Answer,
+    Grant,
+    Mailbox,
+    Message,
+    google_error,
+    rfc3339,
+)
+from tests.emulators.google_gmail import gmail_api, header_payload, mime_payload
 
-GMAIL_METADATA = "https://www.googleapis.com/auth/gmail.metadata"
-GMAIL_SETTINGS = "https://www.googleapis.com/auth/gmail.settings.basic"
-CALENDAR_EVENTS = "https://www.googleapis.com/auth/calendar.events.readonly"
-
-
-class Answer(Exception):
-    def __init__(self, status: int, body: Any = None, headers: Mapping[str, str] | None = None):
-        super().__init__(status)
-        self.status, self.body, self.headers = status, body, dict(headers or {})
-
-
-def google_error(status: int, message: str, reason: str, state: str = "") -> Answer:
-    body = {
-        "error": {
-            "code": status,
-            "message": message,
-            "errors": [{"message": message, "domain": "global", "reason": reason}],
-            "status": state,
-        }
-    }
-    return Answer(status, body)
-
-
-@dataclass
-class Message:
-    id: str
-    thread_id: str
-    labels: set[str]
-    internal_date: int  # ms
-    headers: list[tuple[str, str]]
-    history_id: int
-
-
-@dataclass
-class Mailbox:
-    email: str
-    aliases: list[str] = field(default_factory=list)
-    messages: dict[str, Message] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)  # records, oldest first
-    history_id: int = 1000
-    history_floor: int = 0  # startHistoryId below this: 404
-    events: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> event (latest)
-    event_seq: dict[str, int] = field(default_factory=dict)  # id -> change number
-    calendar_seq: int = 1
-    sync_floor: int = 0  # sync tokens below this: 410
-    watches: list[dict[str, Any]] = field(default_factory=list)
-    channels: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class Grant:
-    email: str
-    scopes: list[str]
-    revoked: bool = False
+__all__ = [
+    "CALENDAR_EVENTS",
+    "GMAIL_METADATA",
+    "GMAIL_READONLY",
+    "GMAIL_SETTINGS",
+    "IDENTITY",
+    "GoogleEmulator",
+    "enron_headers",
+    "enron_messages",
+    "google_error",
+]
 
 
 class Quota:
@@ -109,6 +81,8 @@ class Quota:
         self.units, self.window = units, window
         self.log: deque[tuple[float, int]] = deque()
         self.used = 0
+        self.locked_until = 0.0  # Gmail refuses everything before the time it announced
+        self.locked_at = 0.0  # when the request that was told that time arrived
 
     def take(self, cost: int, now: float) -> float:
         """0 when admitted (and booked), else the seconds until it would fit."""
@@ -132,6 +106,9 @@ class Stats:
     calls: int = 0  # a batch counts its parts
     units: int = 0
     rejected: int = 0  # 429 answers
+    early: int = 0  # of which to requests sent before the time an earlier 429 named
+    unauthorized: int = 0  # 401 answers (a batch's parts count one by one)
+    body_bytes: int = 0  # message body data sent (base64url characters)
     by_method: dict[str, int] = field(default_factory=dict)
 
 
@@ -161,6 +138,12 @@ class GoogleEmulator:
         self.arrival = threading.local()  # when the HTTP request being served arrived
         self._ids = itertools.count(0x18C0000000)
         self.failures: deque[tuple[str, int]] = deque()  # (path fragment, status) to fail once
+        # Gmail's "Retry after" is often many minutes past the quota window (twentyhq/twenty
+        # #17850: "usually ~15 minutes out"): seconds added to the time a 429 announces
+        self.gmail_penalty = 0.0
+        self.token_latency = 0.0  # seconds the token endpoint takes to answer a refresh
+        self.consented: dict[str, set[str]] = {}  # account -> every scope it ever granted
+        self._expiring: dict[str, int] = {}  # account -> API calls left to its access tokens
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
@@ -194,13 +177,33 @@ class GoogleEmulator:
             return box
 
     def grant(self, address: str, scopes: Iterable[str] | None = None) -> str:
-        """A refresh token for `address` (its account is created when missing)."""
+        """A refresh token for `address` (its account is created when missing); by default
+        with the scopes Tally asks for by default."""
         self.account(address)
         token = "1//rt-" + secrets.token_urlsafe(16)
-        all_scopes = [GMAIL_METADATA, GMAIL_SETTINGS, CALENDAR_EVENTS]
+        default = [*IDENTITY, GMAIL_READONLY, GMAIL_SETTINGS, CALENDAR_EVENTS]
         with self.lock:
-            self.grants[token] = Grant(address.lower(), list(scopes or all_scopes))
+            self.grants[token] = Grant(address.lower(), list(scopes or default))
+            self.consented.setdefault(address.lower(), set()).update(scopes or default)
         return token
+
+    def expire_access(self, address: str, *, after_calls: int = 0) -> None:
+        """The account's access tokens stop working once `after_calls` more API calls have
+        been answered (a batch's parts count one by one); its refresh tokens still work.
+        Google: "A 401 error indicates that the access token you're using is either expired
+        or invalid" (https://developers.google.com/gmail/api/guides/handle-errors); in a batch
+        each part carries its own 401 inside a 200 (googleapis/google-api-ruby-client#167,
+        google/google-api-javascript-client#481)."""
+        with self.lock:
+            self._expiring[address.lower()] = after_calls
+        if after_calls == 0:
+            self._expire_now(address.lower())
+
+    def _expire_now(self, email: str) -> None:
+        with self.lock:
+            self._expiring.pop(email, None)
+            for token in [t for t, g in self.access.items() if g.email == email]:
+                del self.access[token]
 
     def revoke(self, address: str) -> None:
         """The user removed Tally's access: every grant of the account dies."""
@@ -223,8 +226,10 @@ class GoogleEmulator:
         labels: Iterable[str] = ("INBOX",),
         when: datetime | None = None,
         thread_id: str | None = None,
+        payload: dict[str, Any] | None = None,
     ) -> str:
-        """Put a message in the mailbox (as if it arrived now); its Gmail id."""
+        """Put a message in the mailbox (as if it arrived now); its Gmail id. `payload` is its
+        MIME tree (deliver_raw builds it); without one it is a single empty part."""
         pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
         if when is None:
             for name, value in pairs:
@@ -247,6 +252,7 @@ class GoogleEmulator:
                 int(when.timestamp() * 1000),
                 pairs,
                 box.history_id,
+                payload or header_payload(pairs),
             )
             box.messages[mid] = message
             box.history.append(
@@ -259,8 +265,9 @@ class GoogleEmulator:
             return mid
 
     def deliver_raw(self, address: str, raw: bytes, **kwargs: Any) -> str:
-        parsed = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
-        return self.deliver(address, [(k, str(v)) for k, v in parsed.items()], **kwargs)
+        """Put a whole RFC 5322 message in the mailbox, MIME parts and bodies included."""
+        headers, payload = mime_payload(raw)
+        return self.deliver(address, headers, payload=payload, **kwargs)
 
     @staticmethod
     def _brief(message: Message) -> dict[str, Any]:
@@ -347,9 +354,9 @@ class GoogleEmulator:
                 id=f"{series}_{stamp}",
                 iCalUID=uid,
                 recurringEventId=series,
-                originalStartTime={"dateTime": _rfc3339(start)},
-                start={"dateTime": _rfc3339(start)},
-                end={"dateTime": _rfc3339(start + duration)},
+                originalStartTime={"dateTime": rfc3339(start)},
+                start={"dateTime": rfc3339(start)},
+                end={"dateTime": rfc3339(start + duration)},
             )
             instances.append(self.put_event(address, data))
         return instances
@@ -369,7 +376,7 @@ class GoogleEmulator:
 
     # -- quota --------------------------------------------------------------------------------
 
-    def _charge(self, api: str, user: str, method: str) -> None:
+    def charge(self, api: str, user: str, method: str) -> None:
         costs = GMAIL_COSTS if api == "gmail" else CALENDAR_COSTS
         cost = int(costs.get(method, 1))
         with self.lock:
@@ -386,19 +393,42 @@ class GoogleEmulator:
                 if extra:
                     quota.log.append((now, extra))
                     quota.used += extra
+                if api == "gmail" and now < quota.locked_until:
+                    if now > quota.locked_at:  # a later request than the one that was told
+                        self.stats.early += 1
+                    self._refuse(api, quota.locked_until - now)
                 wait = quota.take(cost, now)
                 if wait:
-                    self.stats.rejected += 1
-                    error = google_error(
-                        429,
-                        "Quota exceeded for quota metric 'Queries' and limit 'Queries per "
-                        "minute per user'",
-                        "rateLimitExceeded",
-                        "RESOURCE_EXHAUSTED",
-                    )
-                    error.headers["Retry-After"] = str(max(1, math.ceil(wait)))
-                    raise error
+                    if api == "gmail":
+                        wait += self.gmail_penalty
+                        quota.locked_until, quota.locked_at = now + wait, now
+                    self._refuse(api, wait)
             self.stats.units += cost
+
+    def _refuse(self, api: str, wait: float) -> None:
+        """429, not charged. Gmail sends no Retry-After header: the time is in the message,
+        "User-rate limit exceeded.  Retry after 2024-11-12T11:16:42.247Z", and requests
+        before it are refused with the same time (googleapis/google-api-ruby-client#20544,
+        taers232c/GAMADV-XTD3#337, elie222/inbox-zero#711). Calendar sends Retry-After."""
+        self.stats.rejected += 1
+        if api == "gmail":
+            until = datetime.now(UTC) + timedelta(seconds=math.ceil(wait * 1000) / 1000)
+            stamp = until.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            raise google_error(
+                429,
+                f"User-rate limit exceeded.  Retry after {stamp}",
+                "rateLimitExceeded",
+                "RESOURCE_EXHAUSTED",
+                domain="usageLimits",
+            )
+        error = google_error(
+            429,
+            "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user'",
+            "rateLimitExceeded",
+            "RESOURCE_EXHAUSTED",
+        )
+        error.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        raise error
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -414,6 +444,8 @@ class GoogleEmulator:
                     self.failures.remove((fragment, status))
                     raise google_error(status, "backend error", "backendError")
             if path == "/token" and method == "POST":
+                with self.lock:
+                    self.stats.by_method["token"] = self.stats.by_method.get("token", 0) + 1
                 form = parse_qs(body.decode())
                 basic = headers.get("authorization", "")
                 if basic.startswith("Basic "):  # requests-oauthlib sends the client this way
@@ -443,8 +475,15 @@ class GoogleEmulator:
         token = value.removeprefix("Bearer ").strip()
         with self.lock:
             grant = self.access.get(token)
-        if grant is None or grant.revoked:
-            raise google_error(401, "Request had invalid authentication credentials.", "authError")
+            if grant is not None and grant.email in self._expiring:
+                if self._expiring[grant.email] <= 0:
+                    self._expire_now(grant.email)
+                    grant = None
+                else:
+                    self._expiring[grant.email] -= 1
+            if grant is None or grant.revoked:
+                self.stats.unauthorized += 1
+                raise google_error(401, "Invalid Credentials", "authError", "UNAUTHENTICATED")
         return grant
 
     def _api(
@@ -458,9 +497,9 @@ class GoogleEmulator:
         grant = self._grant_of(headers)
         one = {k: v[0] for k, v in query.items()}
         if path.startswith("/gmail/v1/users/"):
-            return self._gmail(method, path.split("/")[4:], one, query, grant, body)
+            return gmail_api(self, method, path.split("/")[4:], one, query, grant, body)
         if path.startswith("/calendar/v3/"):
-            return self._calendar(method, path.split("/")[3:], one, grant, body)
+            return calendar_api(self, method, path.split("/")[3:], one, grant, body)
         raise google_error(404, f"no such API path {path}", "notFound")
 
     # -- OAuth --------------------------------------------------------------------------------
@@ -475,6 +514,13 @@ class GoogleEmulator:
         scopes = one.get("scope", "").split()
         if self.granted is not None:  # granular consent: the user unticked some scopes
             scopes = [s for s in scopes if s in self.granted]
+        if one.get("include_granted_scopes") == "true":
+            # incremental authorization: "the new access token will also cover any scopes to
+            # which the user previously granted the application access"
+            # (https://developers.google.com/identity/protocols/oauth2/web-server#incrementalAuth)
+            with self.lock:
+                before = self.consented.get(who.lower(), set())
+            scopes += sorted(before - set(scopes))
         code = "4/" + secrets.token_urlsafe(12)
         with self.lock:
             self.codes[code] = {
@@ -495,6 +541,8 @@ class GoogleEmulator:
         if one.get("client_id") != self.client_id or one.get("client_secret") != self.client_secret:
             raise Answer(401, {"error": "invalid_client", "error_description": "Unauthorized"})
         grant_type = one.get("grant_type")
+        if grant_type == "refresh_token" and self.token_latency:
+            time.sleep(self.token_latency)
         with self.lock:
             if grant_type == "authorization_code":
                 pending = self.codes.pop(one.get("code", ""), None)
@@ -552,254 +600,6 @@ class GoogleEmulator:
         self.access[token] = grant
         return token
 
-    # -- Gmail API ----------------------------------------------------------------------------
-
-    def _gmail(
-        self,
-        method: str,
-        parts: list[str],
-        one: dict[str, str],
-        query: dict[str, list[str]],
-        grant: Grant,
-        body: bytes,
-    ) -> Any:
-        user = grant.email
-        if parts and parts[0] not in ("me", user):
-            raise google_error(403, "Delegation denied", "forbidden")
-        rest = parts[1:]
-        metadata_only = GMAIL_METADATA in grant.scopes and not any(
-            s.endswith(("gmail.readonly", "gmail.modify")) for s in grant.scopes
-        )
-
-        def charge(name: str) -> None:
-            self._charge("gmail", user, name)
-
-        with self.lock:
-            box = self.account(user)
-        if rest == ["profile"]:
-            charge("getProfile")
-            with self.lock:
-                return {
-                    "emailAddress": box.email,
-                    "messagesTotal": len(box.messages),
-                    "threadsTotal": len({m.thread_id for m in box.messages.values()}),
-                    "historyId": str(box.history_id),
-                }
-        if rest == ["messages"]:
-            charge("messages.list")
-            if "q" in one and metadata_only:
-                raise google_error(
-                    403, "Metadata scope does not support 'q' parameter", "forbidden"
-                )
-            size = min(int(one.get("maxResults", 100)), 500)
-            spam = one.get("includeSpamTrash", "false") == "true"
-            after: tuple[int, str] | None = None
-            if one.get("pageToken"):  # the position after the last listed: keyset paging
-                stamp, _, last = one["pageToken"].partition(":")
-                after = (int(stamp), last)
-            with self.lock:
-                listed = sorted(
-                    (
-                        m
-                        for m in box.messages.values()
-                        if (spam or not m.labels & {"SPAM", "TRASH"})
-                        and (after is None or (m.internal_date, m.id) < after)
-                    ),
-                    key=lambda m: (m.internal_date, m.id),
-                    reverse=True,
-                )
-            page = listed[:size]
-            answer: dict[str, Any] = {"resultSizeEstimate": len(listed)}
-            if page:
-                answer["messages"] = [{"id": m.id, "threadId": m.thread_id} for m in page]
-            if len(listed) > size:
-                answer["nextPageToken"] = f"{page[-1].internal_date}:{page[-1].id}"
-            return answer
-        if len(rest) == 2 and rest[0] == "messages":
-            charge("messages.get")
-            with self.lock:
-                message = box.messages.get(rest[1])
-            if message is None:
-                raise google_error(404, "Requested entity was not found.", "notFound")
-            form = one.get("format", "full")
-            if form in ("full", "raw") and metadata_only:
-                raise google_error(
-                    403, f"Metadata scope doesn't allow format {form.upper()}", "forbidden"
-                )
-            wanted = {h.lower() for h in query.get("metadataHeaders", [])}
-            headers = [
-                {"name": n, "value": v}
-                for n, v in message.headers
-                if form == "metadata" and (not wanted or n.lower() in wanted)
-            ]
-            return {
-                "id": message.id,
-                "threadId": message.thread_id,
-                "labelIds": sorted(message.labels),
-                "snippet": "",
-                "historyId": str(message.history_id),
-                "internalDate": str(message.internal_date),
-                "sizeEstimate": 1024,
-                "payload": {"mimeType": "text/plain", "headers": headers},
-            }
-        if rest == ["history"]:
-            charge("history.list")
-            start = int(one.get("startHistoryId") or 0)
-            with self.lock:
-                if start < box.history_floor or start > box.history_id:
-                    raise google_error(404, "Requested entity was not found.", "notFound")
-                types = set(query.get("historyTypes", []))
-                keys = {
-                    "messageAdded": "messagesAdded",
-                    "messageDeleted": "messagesDeleted",
-                    "labelAdded": "labelsAdded",
-                    "labelRemoved": "labelsRemoved",
-                }
-                wanted_keys = {keys[t] for t in types} if types else set(keys.values())
-                records = []
-                for record in box.history:
-                    if int(record["id"]) <= start:
-                        continue
-                    kept = {k: v for k, v in record.items() if k in wanted_keys}
-                    if kept:
-                        records.append(
-                            {"id": record["id"], "messages": record.get("messages", []), **kept}
-                        )
-                current = str(box.history_id)
-            size = min(int(one.get("maxResults", 100)), 500)
-            offset = int(one.get("pageToken") or 0)
-            page = records[offset : offset + size]
-            answer = {"historyId": current}
-            if page:
-                answer["history"] = page
-            if offset + size < len(records):
-                answer["nextPageToken"] = str(offset + size)
-            return answer
-        if rest == ["settings", "sendAs"]:
-            charge("settings.sendAs.list")
-            if GMAIL_SETTINGS not in grant.scopes:
-                raise google_error(
-                    403,
-                    "Request had insufficient authentication scopes.",
-                    "insufficientPermissions",
-                    "PERMISSION_DENIED",
-                )
-            return {
-                "sendAs": [
-                    {"sendAsEmail": box.email, "isPrimary": True, "isDefault": True},
-                    *({"sendAsEmail": a, "verificationStatus": "accepted"} for a in box.aliases),
-                ]
-            }
-        if rest == ["watch"] and method == "POST":
-            charge("watch")
-            request = json.loads(body or b"{}")
-            if not str(request.get("topicName", "")).startswith("projects/"):
-                raise google_error(400, "Invalid topicName", "invalidArgument")
-            expiration = int((time.time() + 7 * 86400) * 1000)
-            with self.lock:
-                box.watches.append({**request, "expiration": expiration})
-            return {"historyId": str(box.history_id), "expiration": str(expiration)}
-        if rest == ["stop"] and method == "POST":
-            charge("stop")
-            return None
-        raise google_error(404, "Not Found", "notFound")
-
-    # -- Calendar API -------------------------------------------------------------------------
-
-    def _calendar(
-        self, method: str, parts: list[str], one: dict[str, str], grant: Grant, body: bytes
-    ) -> Any:
-        user = grant.email
-        if parts == ["channels", "stop"] and method == "POST":
-            self._charge("calendar", user, "channels.stop")
-            request = json.loads(body or b"{}")
-            with self.lock:
-                box = self.account(user)
-                for channel in box.channels:
-                    if channel["id"] == request.get("id"):
-                        channel["stopped"] = True
-            return None
-        if len(parts) < 3 or parts[0] != "calendars" or parts[2] != "events":
-            raise google_error(404, "Not Found", "notFound")
-        calendar = parts[1]
-        if calendar not in ("primary", user):
-            raise google_error(404, "Not Found", "notFound")
-        if not any("calendar" in s for s in grant.scopes):
-            raise google_error(
-                403,
-                "Request had insufficient authentication scopes.",
-                "insufficientPermissions",
-                "PERMISSION_DENIED",
-            )
-        with self.lock:
-            box = self.account(user)
-        if parts[3:] == ["watch"] and method == "POST":
-            self._charge("calendar", user, "events.watch")
-            request = json.loads(body or b"{}")
-            expiration = int((time.time() + 7 * 86400) * 1000)
-            channel = {**request, "resourceId": secrets.token_hex(6), "expiration": str(expiration)}
-            with self.lock:
-                box.channels.append(channel)
-            return {
-                "kind": "api#channel",
-                "id": request["id"],
-                "resourceId": channel["resourceId"],
-                "resourceUri": f"{self.url}calendar/v3/calendars/{calendar}/events",
-                "token": request.get("token"),
-                "expiration": str(expiration),
-            }
-        if parts[3:]:
-            raise google_error(404, "Not Found", "notFound")
-        self._charge("calendar", user, "events.list")
-        if one.get("singleEvents") != "true":
-            raise google_error(
-                400, "the emulator only expands series (singleEvents=true)", "badRequest"
-            )
-        with self.lock:
-            token = one.get("syncToken")
-            if token:
-                if any(k in one for k in ("timeMin", "timeMax", "q", "orderBy", "updatedMin")):
-                    raise google_error(
-                        400, "Sync token cannot be combined with those parameters", "invalid"
-                    )
-                seq = int(token.removeprefix("sync-"))
-                if seq < box.sync_floor:
-                    raise google_error(
-                        410,
-                        "Sync token is no longer valid, a full sync is required.",
-                        "fullSyncRequired",
-                    )
-                chosen = [e for i, e in box.events.items() if box.event_seq[i] > seq]
-            else:
-                low, high = one.get("timeMin"), one.get("timeMax")
-                deleted = one.get("showDeleted") == "true"
-                chosen = []
-                for event in box.events.values():
-                    if event["status"] == "cancelled":
-                        if deleted:
-                            chosen.append(event)
-                        continue
-                    start, end = _when(event["start"]), _when(event["end"])
-                    if low and end <= _parse(low):
-                        continue
-                    if high and start >= _parse(high):
-                        continue
-                    chosen.append(event)
-            chosen.sort(key=lambda e: (box.event_seq[e["id"]], e["id"]))
-            size = min(int(one.get("maxResults", 250)), 2500)
-            offset = int(one.get("pageToken") or 0)
-            page = chosen[offset : offset + size]
-            answer: dict[str, Any] = {
-                "kind": "calendar#events",
-                "summary": box.email,
-                "items": page,
-            }
-            if offset + size < len(chosen):
-                answer["nextPageToken"] = str(offset + size)
-            else:
-                answer["nextSyncToken"] = f"sync-{box.calendar_seq}"
-            return answer
-
     # -- batch --------------------------------------------------------------------------------
 
     def _batch(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -851,20 +651,6 @@ def _jwt(claims: Mapping[str, Any]) -> str:
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.sig"
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _when(value: Mapping[str, str]) -> datetime:
-    if "dateTime" in value:
-        return _parse(value["dateTime"])
-    return datetime.fromisoformat(value["date"]).replace(tzinfo=UTC)
-
-
 def _handler(emulator: GoogleEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -892,8 +678,8 @@ def _handler(emulator: GoogleEmulator) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def enron_headers(limit: int | None = None) -> Iterator[list[tuple[str, str]]]:
-    """Header lists of the real Enron messages in tests/data (inbox then sent)."""
+def enron_messages(limit: int | None = None) -> Iterator[bytes]:
+    """The real Enron messages in tests/data (inbox then sent), whole."""
     import mailbox
     from pathlib import Path
 
@@ -901,10 +687,16 @@ def enron_headers(limit: int | None = None) -> Iterator[list[tuple[str, str]]]:
     count = 0
     for name in ("inbox.mbox", "sent_mail.mbox"):
         for message in mailbox.mbox(folder / name):
-            yield [(k, str(v)) for k, v in message.items()]
+            yield message.as_bytes()
             count += 1
             if limit is not None and count >= limit:
                 return
+
+
+def enron_headers(limit: int | None = None) -> Iterator[list[tuple[str, str]]]:
+    """Header lists of the real Enron messages in tests/data (inbox then sent)."""
+    for raw in enron_messages(limit):
+        yield mime_payload(raw)[0]
 
 
 def main() -> None:
@@ -919,18 +711,34 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--units", type=int, default=6000)
     parser.add_argument("--window", type=float, default=60.0)
+    parser.add_argument("--metadata-only", action="store_true", help="grant gmail.metadata")
+    parser.add_argument("--expire-access-every", type=float, default=0.0, help="seconds")
+    parser.add_argument("--token-latency", type=float, default=0.0, help="seconds")
     args = parser.parse_args()
     account = "ana@acme.example"
     emulator = GoogleEmulator(gmail_units=args.units, window=args.window)
-    token = emulator.grant(account)
-    real = list(enron_headers())
+    emulator.token_latency = args.token_latency
+    gmail = GMAIL_METADATA if args.metadata_only else GMAIL_READONLY
+    token = emulator.grant(account, [*IDENTITY, gmail, GMAIL_SETTINGS, CALENDAR_EVENTS])
+    real = [mime_payload(raw) for raw in enron_messages()]  # whole messages, bodies included
     now = datetime.now(UTC)
     for number in range(args.messages):
-        headers = [(k, v) for k, v in real[number % len(real)] if k.lower() != "message-id"]
+        headers, payload = real[number % len(real)]
+        headers = [(k, v) for k, v in headers if k.lower() != "message-id"]
         headers.append(("Message-ID", f"<bench-{number}@enron.example>"))
+        tree = {**payload, "headers": [{"name": k, "value": v} for k, v in headers]}
         labels = ("SENT",) if number % 5 == 0 else ("INBOX",)
-        emulator.deliver(account, headers, labels=labels, when=now - timedelta(minutes=number))
+        when = now - timedelta(minutes=number)
+        emulator.deliver(account, headers, labels=labels, when=when, payload=tree)
     emulator.start()
+    if args.expire_access_every > 0:
+
+        def expire() -> None:  # access tokens die early now and then: 401s mid-run
+            while True:
+                time.sleep(args.expire_access_every)
+                emulator.expire_access(account)
+
+        threading.Thread(target=expire, daemon=True).start()
     hello = {"url": emulator.url, "refresh_token": token, "account": account}
     sys.stdout.write(json.dumps(hello) + "\n")
     sys.stdout.flush()

@@ -385,3 +385,63 @@ def test_a_quota_longer_than_the_wait_leaves_the_connection_waiting(
     accounts.google.quota_units["gmail"] = None  # the next minute
     accounts.sync(ANA)
     assert len(accounts.activities()) == 60
+
+
+def test_an_invitation_from_another_calendar_system_makes_no_email(accounts: Accounts) -> None:
+    from tests.connectors.test_gmail_mime import invitation, plain
+    from tests.emulators.google import GMAIL_METADATA, GMAIL_READONLY
+
+    accounts.connect(ANA)
+    accounts.google.deliver_raw(ANA, invitation("Demo with Globex"))  # BlackBerry's iMIP
+    accounts.google.deliver_raw(ANA, plain("Offer"))
+    SyncWorker(2).drain()
+    assert accounts.activities() == [("email_received", "Offer")]
+    gmail = accounts.connection(ANA)
+    assert gmail["deviations"] == []  # counted as the spec says
+    assert GMAIL_READONLY in gmail["config"]["scopes"]
+    assert GMAIL_METADATA not in gmail["config"]["scopes"]
+    assert accounts.google.stats.body_bytes == 0  # and no body was read to do it
+
+
+def test_the_metadata_only_mode_counts_such_an_invitation_and_says_so_on_the_mailbox(
+    accounts: Accounts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.connectors.test_gmail_mime import invitation, plain
+    from tests.emulators.google import GMAIL_METADATA, GMAIL_READONLY
+
+    monkeypatch.setattr(settings, "google_gmail_metadata_only", True)
+    accounts.connect(ANA)
+    accounts.google.deliver_raw(ANA, invitation("Demo with Globex"))
+    accounts.google.deliver_raw(ANA, plain("Offer"))
+    SyncWorker(2).drain()
+    # the documented deviation: the invitation's MIME parts are not visible
+    assert accounts.activities() == [
+        ("email_received", "Demo with Globex"),
+        ("email_received", "Offer"),
+    ]
+    gmail = accounts.connection(ANA)
+    assert GMAIL_METADATA in gmail["config"]["scopes"]
+    assert GMAIL_READONLY not in gmail["config"]["scopes"]
+    (deviation,) = gmail["deviations"]
+    assert "gmail.metadata" in deviation and "Invitations" in deviation
+    assert accounts.connection(ANA, "google_calendar")["deviations"] == []
+
+
+def test_gmail_names_when_to_come_back_and_the_connection_waits_until_then(
+    accounts: Accounts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "google_page_size", 20)
+    monkeypatch.setattr(settings, "google_max_wait_seconds", 5.0)
+    accounts.connect(ANA)
+    accounts.fill(ANA, 60)
+    accounts.google.quota_units["gmail"] = 700  # 30 s windows: room for about one page
+    accounts.google.window = 30.0
+    accounts.google.gmail_penalty = 900.0  # twentyhq/twenty#17850: "usually ~15 minutes out"
+    accounts.sync(ANA)
+    state = accounts.connection(ANA)
+    assert state["status"] == "idle" and "rate limit" in str(state["last_error"])
+    with session_scope() as session:
+        due = session.get_one(Connection, accounts.connections[(ANA, "gmail")]).next_sync_at
+    assert due is not None
+    now = datetime.now(UTC)
+    assert now + timedelta(minutes=14) < due < now + timedelta(minutes=16)

@@ -10,20 +10,22 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.api import Org, make_org
+from tests.emulators.google import GoogleEmulator
 from tests.emulators.microsoft import MicrosoftEmulator
 from tests.fixtures.dovecot import DovecotServer
 from tests.fixtures.radicale import RadicaleServer
 from tests.sync.sameorg import ANA, BOB, MAIL, MEETINGS, NOW, SENT, USERS, Meeting
+from tests.sync.test_google_sync import Accounts, google
 from tests.sync.test_microsoft_sync import M365, ms
 
-__all__ = ["ms"]  # the emulator's fixture, shared with tests/sync/test_microsoft_sync.py
+__all__ = ["google", "ms"]  # the emulators' fixtures, shared with their providers' tests
 
 METRICS = (
     "emails_sent",
@@ -171,6 +173,66 @@ def through_graph(client: TestClient, ms: MicrosoftEmulator) -> Counted:
     return counted(org)
 
 
+# --- Google Workspace (Gmail + Google Calendar) -----------------------------------------
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def google_events(google: GoogleEmulator, email: str, meeting: Meeting) -> None:
+    """The meeting in `email`'s Google Calendar, expanded as singleEvents=true lists it: the
+    moved occurrence at its new time, the cancelled one with status cancelled."""
+    event = {
+        "id": meeting.uid.replace("-", ""),
+        "iCalUID": meeting.uid,
+        "summary": meeting.summary,
+        "created": _stamp(meeting.created),
+        "organizer": {
+            "email": meeting.organizer,
+            **({"self": True} if meeting.organizer == email else {}),
+        },
+        "attendees": [
+            {"email": a, "responseStatus": "accepted", **({"self": True} if a == email else {})}
+            for a in sorted({meeting.organizer, *meeting.attendees})
+        ],
+        "duration": timedelta(minutes=meeting.minutes),
+    }
+    instances = google.put_series(
+        email, event, first=meeting.start, count=meeting.weekly or 1, every=timedelta(weeks=1)
+    )
+    for number, shift in meeting.moved:
+        moved = meeting.original(number) + shift
+        google.put_event(
+            email,
+            {
+                **instances[number],
+                "start": {"dateTime": _stamp(moved)},
+                "end": {"dateTime": _stamp(moved + timedelta(minutes=meeting.minutes))},
+            },
+        )
+    for number in meeting.cancelled:
+        google.cancel_event(email, instances[number]["id"])
+
+
+def through_google(client: TestClient, google: GoogleEmulator) -> Counted:
+    org = new_org(client)
+    for email in USERS:
+        google.account(email)
+    accounts = Accounts(org, google)
+    for email in USERS:
+        accounts.connect(email)
+        for mail in MAIL:
+            if email in mail.holders:
+                labels = ("SENT",) if mail.holders[email] == SENT else ("INBOX",)
+                google.deliver_raw(email, mail.rfc822(), labels=labels, when=mail.date)
+        for meeting in MEETINGS:
+            if email in meeting.holders:
+                google_events(google, email, meeting)
+    org.sync(*accounts.connections.values())
+    return counted(org)
+
+
 # --- what the spec says, for the anchors -----------------------------------------------------
 
 
@@ -227,3 +289,16 @@ def test_graph_counts_what_imap_and_caldav_count(imap_caldav: Counted, graph: Co
     assert_the_spec_holds(graph)
     assert graph.metrics == imap_caldav.metrics
     assert (graph.contacts, graph.companies) == (imap_caldav.contacts, imap_caldav.companies)
+
+
+@pytest.fixture
+def gmail(client: TestClient, google: GoogleEmulator) -> Counted:
+    return through_google(client, google)
+
+
+def test_gmail_and_google_calendar_count_what_imap_and_caldav_count(
+    imap_caldav: Counted, gmail: Counted
+) -> None:
+    assert_the_spec_holds(gmail)
+    assert gmail.metrics == imap_caldav.metrics
+    assert (gmail.contacts, gmail.companies) == (imap_caldav.contacts, imap_caldav.companies)
