@@ -43,9 +43,9 @@ PROVIDERS: dict[str, Provider] = {
             endpoint_fields=("url", "username"),
             widens=True,
         ),
-        Provider("gmail", scheduled=True, consent="google"),
-        Provider("google_calendar", scheduled=True, consent="google"),
-        Provider("microsoft", scheduled=True, consent="microsoft"),
+        Provider("gmail", scheduled=True, consent="google", widens=True),
+        Provider("google_calendar", scheduled=True, consent="google", widens=True),
+        Provider("microsoft", scheduled=True, consent="microsoft", widens=True),
         Provider("import", scheduled=False, cli_only=True),
     )
 }

@@ -42,9 +42,18 @@ def interrupt_syncs(
     class Interrupted:
         def __init__(self, inner: Any) -> None:
             self.inner, self.name = inner, inner.name
+            # a widening connector stays one: the runner gives it the connection's window
+            self.widens_history = getattr(inner, "widens_history", False)
 
-        def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
-            for number, page in enumerate(self.inner.pull(cursor, since=since), 1):
+        def pull(
+            self, cursor: str | None, *, since: datetime, history_from: datetime | None = None
+        ) -> Iterator[Page]:
+            pages = (
+                self.inner.pull(cursor, since=since, history_from=history_from)
+                if history_from is not None
+                else self.inner.pull(cursor, since=since)
+            )
+            for number, page in enumerate(pages, 1):
                 yield page
                 if number == after_pages:
                     then()

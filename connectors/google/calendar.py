@@ -18,6 +18,12 @@ The cursor is JSON:
   what changed.
 - Incremental: the same request with `syncToken` (no window: Google tracks the one of the
   full sync), every change including deletions; the token moves with the last page.
+- Widened (WidensHistory: `history_from` before the stored window's start): the sync token
+  tracks the window of the full sync that issued it (a date range goes with the full sync
+  only: https://developers.google.com/calendar/api/guides/sync), so a full sync over the wider
+  window starts, its timeMin the new start. It lists every event of the window again (one
+  events.list page per `page_size` events); ingest compares ETags, so only the older events
+  are new rows.
 - 410 Gone -> CursorExpired: the runner drops the cursor and the next pull is a full sync.
 - Occurrences starting after the window's end are sent as empty objects (removed if stored);
   out-of-office, focus-time and working-location blocks are not meetings and are left out
@@ -176,6 +182,7 @@ def _load(cursor: str | None) -> State | None:
 
 class GoogleCalendarConnector:
     name: ClassVar[str] = "google_calendar"
+    widens_history: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -227,12 +234,16 @@ class GoogleCalendarConnector:
         request = service.events().list(calendarId=self.calendar, maxResults=1, singleEvents=True)
         self.caller.call("events.list", request)
 
-    def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
+    def pull(
+        self, cursor: str | None, *, since: datetime, history_from: datetime | None = None
+    ) -> Iterator[Page]:
         state = _load(cursor)
-        window = sync_window(since, self.window_past, self.window_future)
+        window = sync_window(since, self.window_past, self.window_future, history_from)
         if state is not None:
             stored = tuple(datetime.fromisoformat(w) for w in state["window"])
-            if state.get("token") and window[1] - stored[1] <= self.refresh:
+            if window[0] < stored[0] and history_from is not None:  # widened: list afresh
+                state = {**state, "token": None, "page": None, "token_page": None}
+            elif state.get("token") and window[1] - stored[1] <= self.refresh:
                 window = (stored[0], stored[1])  # the token tracks the full sync's window
             elif state.get("token"):  # the window moved on: a fresh full sync
                 state = {**state, "token": None, "page": None}

@@ -2,8 +2,9 @@
 
 The cursor is JSON:
 
-    {"v": 1, "history": "91442", "newest": 1767225600000,
+    {"v": 1, "history": "91442", "newest": 1767225600000, "covered_from": 1735689600000,
      "backfill": {"page": "0934…" | null, "floor": 1735689600000} | null,
+     "gap": {"page", "floor", "below", "q"} | null, "rest": {"page", "from_id"} | null,
      "watch": {"expiration": 1767830400000} | null}
 
 - First pull: `users.getProfile` gives the mailbox's historyId *before* anything is listed;
@@ -28,6 +29,8 @@ The cursor is JSON:
 - DRAFT, SPAM, TRASH and CHAT messages are skipped (not even observed, so a message moved
   out of spam later comes through history). SENT -> folder role "sent", INBOX -> "inbox".
 - Deleted mail removes nothing: an email that was sent or received stays an activity.
+- Widening (`history_from` earlier than `covered_from`): gmail_window.py; the gap listing
+  pages like the backfill, after history, and each page stores its token.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from connectors.google.gmail_message import (
     METADATA_HEADERS,
     to_message,
 )
+from connectors.google.gmail_window import resume_at, widen
 from connectors.google.pacing import Pacer, Quota, pacer_for
 
 DAY_MS = 86_400_000
@@ -91,6 +95,7 @@ def _gone(error: HttpError) -> bool:
 
 class GmailConnector:
     name: ClassVar[str] = "gmail"
+    widens_history: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -148,17 +153,22 @@ class GmailConnector:
 
     # -- pull ---------------------------------------------------------------------------------
 
-    def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
+    def pull(
+        self, cursor: str | None, *, since: datetime, history_from: datetime | None = None
+    ) -> Iterator[Page]:
         state = _load(cursor)
         service = self._service()
+        start = None if history_from is None else _ms(history_from)
         with ThreadPoolExecutor(max(1, self.quota.max_in_flight)) as pool:
             if state is None:
                 profile = self._profile(service)
+                floor = min(_ms(since), start if start is not None else _ms(since))
                 state = {
                     "v": 1,
                     "history": str(profile["historyId"]),
                     "newest": 0,
-                    "backfill": {"page": None, "floor": _ms(since)},
+                    "covered_from": floor,
+                    "backfill": {"page": None, "floor": floor},
                 }
             if self.watch is not None and self._watch_due(state):
                 self._renew_watch(service, state)
@@ -174,9 +184,15 @@ class GmailConnector:
                 state["history"] = str(profile["historyId"])
                 state["relist"] = {"page": None, "floor": floor}
                 yield Page(cursor=dump_cursor(state))
-            for key in ("relist", "backfill"):
+            widen(state, _ms(since), start, metadata_only=self.metadata_only)
+            for key in ("relist", "backfill", "gap"):
                 if state.get(key):
                     yield from self._backfill(service, pool, state, key)
+            # a widening asked for while a gap listing was under way starts once it has ended
+            if widen(state, _ms(since), start, metadata_only=self.metadata_only):
+                for key in ("backfill", "gap"):
+                    if state.get(key):
+                        yield from self._backfill(service, pool, state, key)
 
     def _watch_due(self, state: State) -> bool:
         watch = state.get("watch") or {}
@@ -249,9 +265,12 @@ class GmailConnector:
     def _backfill(
         self, service: Any, pool: ThreadPoolExecutor, state: State, key: str
     ) -> Iterator[Page]:
-        """List newest first down to the floor of `state[key]` ("relist" or "backfill")."""
+        """List newest first down to the floor of `state[key]` ("relist", "backfill" or "gap":
+        gmail_window.py), keeping what lies below its `below` if it has one."""
         backfill: State = state[key]
         floor = int(backfill["floor"])
+        below = backfill.get("below")
+        query = {"q": backfill["q"]} if backfill.get("q") else {}
         while True:
             request = (
                 service.users()
@@ -261,6 +280,7 @@ class GmailConnector:
                     maxResults=self.page_size,
                     pageToken=backfill.get("page"),
                     includeSpamTrash=False,
+                    **query,
                 )
             )
             try:
@@ -269,14 +289,24 @@ class GmailConnector:
                 if error.status in (400, 404) and backfill.get("page"):
                     raise CursorExpired("Gmail forgot the backfill's page token") from error
                 raise
-            ids = [m["id"] for m in answer.get("messages") or ()]
+            ids = resume_at(
+                [m["id"] for m in answer.get("messages") or ()], backfill.get("from_id")
+            )
             messages, failures, reached = self._read_until(service, pool, ids, floor)
+            if below is not None:
+                messages = [
+                    m for m in messages if m.provider_date is None or _ms(m.provider_date) < below
+                ]
             self._note_newest(state, messages)
             next_page = answer.get("nextPageToken")
-            if reached or not next_page:
+            if key == "backfill" and reached is not None:  # where a later widening goes on
+                state["rest"] = {"page": backfill.get("page"), "from_id": reached}
+            elif key == "backfill" and not next_page:
+                state["rest"] = {"end": True}  # the mailbox holds nothing older
+            if reached is not None or not next_page:
                 state[key] = None
             else:
-                backfill = state[key] = {"page": next_page, "floor": floor}
+                backfill = state[key] = {**backfill, "page": next_page, "from_id": None}
             yield Page(
                 messages=tuple(messages), failures=tuple(failures), cursor=dump_cursor(state)
             )
@@ -343,10 +373,11 @@ class GmailConnector:
 
     def _read_until(
         self, service: Any, pool: ThreadPoolExecutor, ids: Sequence[str], floor: int
-    ) -> tuple[list[RemoteMessage], list[Failure], bool]:
+    ) -> tuple[list[RemoteMessage], list[Failure], str | None]:
         """Read newest-first ids in rounds of batches (one, then `max_in_flight` at once);
-        stop after the first batch that reaches below `floor` (True: the window is covered).
-        Gmail lists by internalDate, newest first, so nothing after that batch is newer."""
+        stop after the first batch that reaches below `floor`, and name the first id it read
+        below it (else None: the window may go on). Gmail lists by internalDate, newest first,
+        so nothing after that batch is newer."""
         messages: list[RemoteMessage] = []
         failures: list[Failure] = []
         batches = self._batches(ids)
@@ -355,13 +386,15 @@ class GmailConnector:
             group = batches[start : start + width]
             results = list(pool.map(lambda chunk: self._get_batch(service, chunk), group))
             for chunk, answers in zip(group, results, strict=True):
-                found, failed, dates = self._parse(chunk, answers)
+                found, failed, _ = self._parse(chunk, answers)
                 failures += failed
                 messages += [
                     m for m in found if m.provider_date is None or _ms(m.provider_date) >= floor
                 ]
-                if dates and min(dates) < floor:
-                    return messages, failures, True
+                for mid in chunk:
+                    stamp = str((answers.get(mid) or {}).get("internalDate") or "")
+                    if stamp.isdigit() and int(stamp) < floor:
+                        return messages, failures, mid
             start += width
             width = max(1, self.quota.max_in_flight)
-        return messages, failures, False
+        return messages, failures, None

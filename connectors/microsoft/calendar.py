@@ -9,9 +9,21 @@ carry is read with `GET /me/events/{id}?$select=…` (one request per series, on
 Exchange sends a series whole, master first, so a backfill costs pages only).
 
 The cursor is JSON: {"v": 2, "window": [start, end], "link": nextLink or deltaLink, "push":
-subscription}. Graph fixes the window in the delta token, so when the window has moved on by
+subscription, "from": start, "gap": gap}. Graph fixes the window in the delta token ("state
+tokens … encode the startDateTime and endDateTime parameters",
+https://learn.microsoft.com/graph/delta-query-events), so when the window has moved on by
 more than `refresh_days` the old round is first drained (its removals still count), then a
 new round starts over the new window. A 410 restarts the round over the current window.
+
+A widened window (`history_from`, connectors.base.WidensHistory) starts before what the
+stored round covers ("from": where the calendar's history starts; the start of the round's
+window when absent). That round goes on as it is, and the stretch before it, the gap
+{"window": [start, end], "link": nextLink}, is read once by a calendarView/delta round of
+its own, its nextLink stored with each page so an interrupted gap resumes; its deltaLink is
+not kept, since the next refresh's new round spans the whole widened window. A gap's
+objects carry the gap's window, so what they say of deleted occurrences stays inside it. A
+new round (the first, after a refresh or after a 410) spans the widened window: no gap.
+
 Times are asked in UTC (`Prefer: outlook.timezone="UTC"`). Version 1 cursors (occurrences
 stored one resource each, without their master's properties) are refused as expired: the
 runner lists the window afresh and forgets what the listing no longer names.
@@ -48,6 +60,10 @@ def _load(cursor: str | None) -> dict[str, Any]:
             raise ValueError("unknown cursor version")
         if data.get("window"):
             [datetime.fromisoformat(w) for w in data["window"]]
+        if data.get("from"):
+            datetime.fromisoformat(data["from"])
+        if data.get("gap"):
+            [datetime.fromisoformat(w) for w in data["gap"]["window"]]
     except (ValueError, AttributeError, TypeError) as error:
         raise CursorExpired(f"unreadable Graph calendar cursor: {type(error).__name__}") from error
     return dict(data)
@@ -96,10 +112,13 @@ class GraphCalendarConnector(GraphConnector):
         except NotFound:
             return None
 
-    def _pull(self, cursor: str | None, since: datetime) -> Iterator[Page]:
+    def _pull(
+        self, cursor: str | None, since: datetime, history_from: datetime | None
+    ) -> Iterator[Page]:
         state = _load(cursor)
         reader = SeriesReader(self.account, self.master)
-        window = sync_window(since, self.window_past, self.window_future)
+        wanted = sync_window(since, self.window_past, self.window_future, history_from)
+        window = wanted
         old = state.get("window")
         link = state.get("link")
         if old is not None and link:
@@ -121,16 +140,21 @@ class GraphCalendarConnector(GraphConnector):
             link = None
         for attempt in range(2):
             try:
+                fresh = link is None
                 for items, after, first in self._round(window, link):
                     objects, failures = reader.read(items, window, first=first, last=_ends(after))
                     state["window"] = [w.isoformat() for w in window]
                     state["link"] = after
+                    if fresh:  # a new round spans the whole window: no gap is left
+                        state["from"] = window[0].isoformat()
+                        state.pop("gap", None)
                     yield Page(calendar=objects, failures=failures, cursor=dump_cursor(state))
                 break
             except SyncStateGone:
                 if attempt:
                     raise
                 link = None
+        yield from self._fill(state, reader, wanted[0])
         subscription = push.ensure(
             self.client, self.push_target, "me/events", state.get("push"), now=datetime.now(UTC)
         )
@@ -140,6 +164,38 @@ class GraphCalendarConnector(GraphConnector):
             else:
                 state["push"] = subscription
             yield Page(cursor=dump_cursor(state))
+
+    def _fill(self, state: dict[str, Any], reader: SeriesReader, start: datetime) -> Iterator[Page]:
+        """The gap under way, then the one between `start` and what the calendar's history
+        covers, if earlier: a calendarView/delta round over just that stretch."""
+        restarted = False
+        while state.get("window"):
+            gap = state.get("gap")
+            if gap is None:
+                covered = datetime.fromisoformat(state.get("from") or state["window"][0])
+                if start >= covered:
+                    return
+                gap = state["gap"] = {
+                    "window": [start.isoformat(), covered.isoformat()],
+                    "link": None,
+                }
+                state["from"] = start.isoformat()
+            window = (
+                datetime.fromisoformat(gap["window"][0]),
+                datetime.fromisoformat(gap["window"][1]),
+            )
+            try:
+                for items, after, first in self._round(window, gap["link"]):
+                    objects, failures = reader.read(items, window, first=first, last=_ends(after))
+                    if _ends(after):
+                        del state["gap"]
+                    else:
+                        gap["link"] = after
+                    yield Page(calendar=objects, failures=failures, cursor=dump_cursor(state))
+            except SyncStateGone:
+                if restarted:
+                    raise
+                restarted, gap["link"] = True, None
 
     def _round(self, window: Window, link: str | None) -> Iterator[tuple[list[Any], str, bool]]:
         """The round's pages: (entries, the link after them, whether the page starts the

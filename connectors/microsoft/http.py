@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import httpx2
@@ -295,7 +295,31 @@ def delta_pages(
     headers: Mapping[str, str],
 ) -> Iterator[tuple[list[Any], str]]:
     """Follow a delta round: (entries, the link that resumes after them) per page, from the
-    first request (`start` = (path, params)) or a stored link, until the deltaLink.
+    first request (`start` = (path, params)) or a stored link, until the deltaLink."""
+    for items, after in _follow(client, start, headers, delta=True):
+        assert after is not None
+        yield items, after
+
+
+def list_pages(
+    client: GraphClient,
+    start: tuple[str, Mapping[str, str]] | str,
+    headers: Mapping[str, str],
+) -> Iterator[tuple[list[Any], str | None]]:
+    """Follow a plain collection (no delta): (entries, the nextLink after them, None after
+    the last page) per page, from the first request or a stored nextLink."""
+    return _follow(client, start, headers, delta=False)
+
+
+def _follow(
+    client: GraphClient,
+    start: tuple[str, Mapping[str, str]] | str,
+    headers: Mapping[str, str],
+    *,
+    delta: bool,
+) -> Iterator[tuple[list[Any], str | None]]:
+    """The pages of a collection, following `@odata.nextLink`; a delta round ends with an
+    `@odata.deltaLink`, a plain collection with neither.
 
     The next page is requested while the caller stores the current one (one request ahead,
     within the client's in-flight limit): a page's network wait and its ingest overlap."""
@@ -306,14 +330,16 @@ def delta_pages(
     with ThreadPoolExecutor(1, thread_name_prefix="graph-next") as ahead:
         while True:
             items = body.get("value")
-            after = body.get("@odata.nextLink") or body.get("@odata.deltaLink")
-            if not isinstance(items, list) or not isinstance(after, str):
-                raise ConnectorError("Microsoft Graph answered a delta page without value or link")
+            following_link = body.get("@odata.nextLink")
+            after = following_link or (body.get("@odata.deltaLink") if delta else None)
+            if not isinstance(items, list) or (delta and not isinstance(after, str)):
+                kind = "delta page without value or link" if delta else "page without value"
+                raise ConnectorError(f"Microsoft Graph answered a {kind}")
             following = None
-            if "@odata.nextLink" in body:
-                following = ahead.submit(client.get, after, headers=headers)
+            if isinstance(following_link, str):
+                following = ahead.submit(client.get, following_link, headers=headers)
             try:
-                yield items, after
+                yield items, after if isinstance(after, str) else None
             except GeneratorExit:
                 if following is not None:
                     following.cancel()
@@ -329,18 +355,24 @@ class GraphConnector:
     and the credentials msal renewed handed over (connectors.base.RefreshesCredentials)."""
 
     client: GraphClient
+    # a window widened later is read only in the stretch not read yet (connectors.base)
+    widens_history: ClassVar[bool] = True
 
     def check(self) -> None:
         self.client.get("me", params={"$select": "id"})
 
-    def pull(self, cursor: str | None, *, since: datetime) -> Iterator[Page]:
+    def pull(
+        self, cursor: str | None, *, since: datetime, history_from: datetime | None = None
+    ) -> Iterator[Page]:
         try:
-            yield from self._pull(cursor, since)
+            yield from self._pull(cursor, since, history_from)
         finally:
             self.client.close()
 
     def fresh_secret(self) -> dict[str, Any] | None:
         return self.client.fresh_secret()
 
-    def _pull(self, cursor: str | None, since: datetime) -> Iterator[Page]:
+    def _pull(
+        self, cursor: str | None, since: datetime, history_from: datetime | None
+    ) -> Iterator[Page]:
         raise NotImplementedError

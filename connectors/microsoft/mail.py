@@ -4,14 +4,26 @@ Per folder (Inbox and Sent Items by default, by their well-known names) the conn
 `/me/mailFolders/{folder}/messages/delta` with `$select` of the metadata inference needs, so
 the delta pages *are* the data (no per-message request), with `Prefer: IdType="ImmutableId"`
 (a message keeps its id when it moves between folders) and `odata.maxpagesize`. The first
-round is bounded by `receivedDateTime ge <since>`; Graph encodes every option in the links.
+round is bounded by `receivedDateTime ge <window start>`; Graph encodes every option in the
+links.
 
 The cursor is JSON: {"v": 1, "folders": {folder: link}, "push": {folder: subscription},
-"select": "headers" | "basic"}. A folder's link is the latest `@odata.nextLink` (mid-round:
-a resumed pull continues the round) or `@odata.deltaLink` (round done: the next pull gets
-the changes), stored with the page it follows, so a crash repeats at most one page. A 410 /
-SyncStateNotFound restarts that folder's round from scratch; the repeated messages are
-ignored by ingest (observations are keyed on the immutable id), so nothing is duplicated.
+"select": "headers" | "basic", "covered": {folder: time}, "gaps": {folder: gap}}. A
+folder's link is the latest `@odata.nextLink` (mid-round: a resumed pull continues the round)
+or `@odata.deltaLink` (round done: the next pull gets the changes), stored with the page it
+follows, so a crash repeats at most one page. A 410 / SyncStateNotFound restarts that
+folder's round from scratch; the repeated messages are ignored by ingest (observations are
+keyed on the immutable id), so nothing is duplicated.
+
+The window starts at the earlier of `since` and `history_from` (a window widened later,
+connectors.base.WidensHistory). A delta round cannot reach back further than the floor its
+links hold, so the older stretch is read apart: `covered` is where each folder's history
+starts (the floor of its round; a cursor from before it was recorded is taken to start at
+`since`, which it does at the latest), and a window starting earlier opens a gap,
+{"from", "before", "link"}: the folder's messages received in [from, before), listed with
+`GET /me/mailFolders/{folder}/messages` (gaps.py) after the folders' changes, its nextLink
+stored with each page so an interrupted gap resumes. A new round (the first, or after a 410)
+starts from the window's start, and so needs no gap.
 
 What Graph gives for automated-mail detection (semantics §2): with Mail.Read
 (`read_headers`, the default) the `$select` names `internetMessageHeaders`, so the delta pages
@@ -45,7 +57,8 @@ from connectors.base import (
     dump_cursor,
     iso_moment,
 )
-from connectors.microsoft import push
+from connectors.microsoft import gaps, push
+from connectors.microsoft.gaps import stamp, utc
 from connectors.microsoft.headers import FIELD, classifying, read_headers, wanting
 from connectors.microsoft.http import GraphClient, GraphConnector, SyncStateGone, delta_pages
 
@@ -132,7 +145,7 @@ def read_page(
 
 def _load(cursor: str | None) -> dict[str, Any]:
     if cursor is None:
-        return {"v": 1, "folders": {}, "push": {}, "select": None}
+        return {"v": 1, "folders": {}, "push": {}, "select": None, "covered": {}, "gaps": {}}
     try:
         data = json.loads(cursor)
         if data.get("v") != 1 or not isinstance(data.get("folders"), dict):
@@ -141,6 +154,10 @@ def _load(cursor: str | None) -> dict[str, Any]:
         raise CursorExpired(f"unreadable Graph mail cursor: {type(error).__name__}") from error
     data.setdefault("push", {})
     data.setdefault("select", "basic")  # cursors from before the headers were asked for
+    data.setdefault("covered", {})  # cursors from before a window could be widened
+    data.setdefault("gaps", {})
+    if not isinstance(data["covered"], dict) or not isinstance(data["gaps"], dict):
+        raise CursorExpired("unreadable Graph mail cursor: bad covered or gaps")
     return dict(data)
 
 
@@ -176,31 +193,52 @@ class GraphMailConnector(GraphConnector):
     def prefer(self) -> dict[str, str]:
         return {"Prefer": f'IdType="ImmutableId", odata.maxpagesize={self.page_size}'}
 
-    def _pull(self, cursor: str | None, since: datetime) -> Iterator[Page]:
+    def _pull(
+        self, cursor: str | None, since: datetime, history_from: datetime | None
+    ) -> Iterator[Page]:
         state = _load(cursor)
         mode = "headers" if self.read_headers else "basic"
         if state["select"] != mode:  # the links hold the old $select: new rounds
             state["folders"], state["select"] = {}, mode
         links: dict[str, str] = state["folders"]
+        covered: dict[str, str] = state["covered"]
+        floor = utc(since) if history_from is None else min(utc(since), utc(history_from))
+        for folder in links:  # stored before `covered` was: its round read from `since` on
+            covered.setdefault(folder, stamp(since))
         for folder in self.folders:
             role = ROLES.get(folder.lower(), "other")
             for attempt in range(2):
                 try:
-                    for items, link in self._round(folder, links.get(folder), since):
-                        if self.read_headers and role != "sent":
-                            self._add_headers(items)
-                        messages, failures = read_page(items, role)
+                    fresh = folder not in links
+                    for items, link in self._round(folder, links.get(folder), floor):
+                        messages, failures = self._read(items, role)
                         links[folder] = link
+                        if fresh:  # the new round reads the whole window: no gap is left
+                            covered[folder] = stamp(floor)
+                            state["gaps"].pop(folder, None)
                         yield Page(messages=messages, failures=failures, cursor=dump_cursor(state))
                     break
                 except SyncStateGone:
                     if attempt:
                         raise
                     links.pop(folder, None)  # start the folder's round again
+        for folder in self.folders:
+            role = ROLES.get(folder.lower(), "other")
+            for items in gaps.fill(self, state, folder, floor):
+                messages, failures = self._read(items, role)
+                yield Page(messages=messages, failures=failures, cursor=dump_cursor(state))
         subscriptions = self._subscribe(dict(state["push"]))
         if subscriptions != state["push"]:
             state["push"] = subscriptions
             yield Page(cursor=dump_cursor(state))
+
+    def _read(
+        self, items: list[Any], role: FolderRole
+    ) -> tuple[tuple[RemoteMessage, ...], tuple[Failure, ...]]:
+        """A page's entries as messages, with the headers the page did not carry read."""
+        if self.read_headers and role != "sent":
+            self._add_headers(items)
+        return read_page(items, role)
 
     def _add_headers(self, items: list[Any]) -> None:
         """Read the headers the page did not carry for its received messages."""
@@ -218,8 +256,7 @@ class GraphMailConnector(GraphConnector):
     ) -> Iterator[tuple[list[Any], str]]:
         if link is not None:
             return delta_pages(self.client, link, self.prefer)
-        floor = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        params = {"$select": self.select, "$filter": f"receivedDateTime ge {floor}"}
+        params = {"$select": self.select, "$filter": f"receivedDateTime ge {stamp(since)}"}
         path = f"me/mailFolders/{folder}/messages/delta"
         return delta_pages(self.client, (path, params), self.prefer)
 

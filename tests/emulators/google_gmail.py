@@ -15,6 +15,11 @@ What it answers, and the documentation it follows:
   broader Gmail scope is granted beside it: `q` is refused, and so are `format=full`/`raw`
   (https://developers.google.com/workspace/gmail/api/reference/rest/v1/Format; Google's issue
   115621456 via googleapis/google-api-python-client#582, bytechefhq/bytechef#5394).
+- messages.list `q`: the emulator understands the date terms `after:<epoch seconds>` and
+  `before:<epoch seconds>` only (anything else: 400), compared with internalDate; dates in
+  seconds are exact, where `after:2014/01/01` would be midnight Pacific time
+  (https://developers.google.com/workspace/gmail/api/guides/filtering). Whether Gmail's
+  bounds include their second is not documented: here both exclude it, the stricter reading.
 """
 
 from __future__ import annotations
@@ -279,6 +284,7 @@ def _gmail(
         charge("messages.list")
         if "q" in one and restricted:
             raise google_error(403, "Metadata scope does not support 'q' parameter", "forbidden")
+        low, high = _dates(one.get("q", ""))
         size = min(int(one.get("maxResults", 100)), 500)
         spam = one.get("includeSpamTrash", "false") == "true"
         after: tuple[int, str] | None = None
@@ -292,6 +298,7 @@ def _gmail(
                     for m in box.messages.values()
                     if (spam or not m.labels & {"SPAM", "TRASH"})
                     and (after is None or (m.internal_date, m.id) < after)
+                    and low < m.internal_date < high
                 ),
                 key=lambda m: (m.internal_date, m.id),
                 reverse=True,
@@ -349,6 +356,20 @@ def _gmail(
         charge("stop")
         return None
     raise google_error(404, "Not Found", "notFound")
+
+
+def _dates(query: str) -> tuple[float, float]:
+    """The internalDate bounds (ms, both excluded) of a `q` made of after:/before: terms."""
+    low, high = float("-inf"), float("inf")
+    for term in query.split():
+        name, _, value = term.partition(":")
+        if name not in ("after", "before") or not value.isdigit():
+            raise google_error(400, f"the emulator does not understand q term {term!r}", "invalid")
+        if name == "after":
+            low = max(low, int(value) * 1000 + 999)  # later than any moment of that second
+        else:
+            high = min(high, int(value) * 1000)
+    return low, high
 
 
 def _history(

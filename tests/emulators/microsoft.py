@@ -6,8 +6,9 @@ msal insists on https, so the emulator serves TLS with a `trustme` test CA; the 
 - identity (microsoft_identity.py): `/{tenant}/v2.0/.well-known/openid-configuration`,
   `/{tenant}/oauth2/v2.0/authorize` (a 302 back to the redirect URI with a code, as if the
   user consented) and `/{tenant}/oauth2/v2.0/token`;
-- Graph under `/v1.0`: `/me`, `/me/mailFolders/{folder}/messages/delta`, `/me/messages/{id}`
-  and `/$batch` (microsoft_mail.py), `/me/calendarView/delta` and `/me/events/{id}`
+- Graph under `/v1.0`: `/me`, `/me/mailFolders/{folder}/messages/delta`, the folder's
+  message list `/me/mailFolders/{folder}/messages`, `/me/messages/{id}` and `/$batch`
+  (microsoft_mail.py), `/me/calendarView/delta` and `/me/events/{id}`
   (microsoft_calendar.py), `/subscriptions`. Delta rounds page with `@odata.nextLink` and end
   with `@odata.deltaLink`, both opaque absolute URLs on the emulator's own base; sync states
   can be expired (410 SyncStateNotFound, for delta links and older next links alike); 429 with
@@ -18,13 +19,13 @@ msal insists on https, so the emulator serves TLS with a `trustme` test CA; the 
 
 State is in memory, behind one lock; every Graph request may be slowed by `latency` seconds
 (a JSON batch too, once: its requests run in parallel). `calls` counts Graph requests by
-kind ("mail-delta", "calendar-delta", "event", "message", "batch"…); `inner_requests` the
-requests inside batches.
+kind ("mail-delta", "mail-list", "calendar-delta", "event", "message", "batch"…);
+`inner_requests` the requests inside batches; `served` how many times each subject went out
+in a page of a delta round or a message list (removals and occurrence stubs have none).
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import ssl
 import tempfile
@@ -39,7 +40,7 @@ from urllib.parse import urlencode
 
 import trustme
 
-from tests.emulators.microsoft_calendar import CalendarSide
+from tests.emulators.microsoft_calendar import CalendarSide, refused_calendar_options
 from tests.emulators.microsoft_common import (
     CALENDARS_READ,
     FOLDER_IDS,
@@ -57,7 +58,7 @@ from tests.emulators.microsoft_common import (
 )
 from tests.emulators.microsoft_http import GraphHandler
 from tests.emulators.microsoft_identity import IdentitySide
-from tests.emulators.microsoft_mail import MAX_BATCH, MailSide
+from tests.emulators.microsoft_mail import MailSide, batch_size
 from tests.emulators.microsoft_push import SubscriptionSide
 
 __all__ = ["Item", "MicrosoftEmulator", "User", "graph_time", "iso"]
@@ -96,6 +97,7 @@ class MicrosoftEmulator(IdentitySide, MailSide, CalendarSide, SubscriptionSide):
         self.graph_requests = 0
         self.inner_requests = 0
         self.calls: Counter[str] = Counter()
+        self.served: Counter[str] = Counter()
         self._ca = trustme.CA()
         self._dir = tempfile.TemporaryDirectory(prefix="ms-emulator-")
         self.ca_path = Path(self._dir.name) / "ca.pem"
@@ -259,7 +261,7 @@ class MicrosoftEmulator(IdentitySide, MailSide, CalendarSide, SubscriptionSide):
             # mailbox's concurrency, or what is left of it
             slots = 1
             if method == "POST" and path == "/v1.0/$batch":
-                slots = min(_batch_size(body), MAX_IN_FLIGHT - user.in_flight)
+                slots = min(batch_size(body), MAX_IN_FLIGHT - user.in_flight)
             user.in_flight += slots
             user.max_in_flight = max(user.max_in_flight, user.in_flight)
         try:
@@ -290,12 +292,16 @@ class MicrosoftEmulator(IdentitySide, MailSide, CalendarSide, SubscriptionSide):
             self.calls["me"] += 1
             return 200, {}, self._me(user)
         if method == "GET" and path.startswith("/v1.0/me/mailFolders/"):
-            self.calls["mail-delta"] += 1
             folder = path.split("/")[4]
+            listing = path == f"/v1.0/me/mailFolders/{folder}/messages"
+            self.calls["mail-list" if listing else "mail-delta"] += 1
             if not mail:
                 return 403, {}, _DENIED
             if path.endswith("/messages/delta") and folder in FOLDER_IDS:
                 return self._delta(user, path, query, prefer, "folder", folder, scopes)
+            if listing and folder in FOLDER_IDS:
+                url = f"{self.base}{path}"
+                return self.list_messages(user, folder, url, query, prefer, scopes)
             return 404, {}, graph_error("ErrorFolderNotFound", "The folder was not found.")
         if method == "GET" and path.startswith("/v1.0/me/messages/"):
             self.calls["message"] += 1
@@ -357,7 +363,7 @@ class MicrosoftEmulator(IdentitySide, MailSide, CalendarSide, SubscriptionSide):
                 options, since = token.query, token.seq
             else:
                 options, since = dict(query), -1
-                refused = _refused_calendar_options(options) if kind == "calendar" else None
+                refused = refused_calendar_options(options) if kind == "calendar" else None
                 if refused:
                     return 400, {}, graph_error("ErrorInvalidParameter", refused)
             if kind == "calendar":
@@ -374,6 +380,7 @@ class MicrosoftEmulator(IdentitySide, MailSide, CalendarSide, SubscriptionSide):
         ):
             page += state.units[position]
             position += 1
+        self.count_served(page)
         answer: dict[str, Any] = {"value": page}
         url = f"{self.base}{state.path}"
         if position < len(state.units):  # a next link stays good until the state is evicted
@@ -387,21 +394,3 @@ class MicrosoftEmulator(IdentitySide, MailSide, CalendarSide, SubscriptionSide):
             )
             answer["@odata.deltaLink"] = f"{url}?{urlencode({'$deltatoken': delta})}"
         return 200, {}, answer
-
-
-def _batch_size(body: bytes) -> int:
-    try:
-        requests = json.loads(body or b"{}").get("requests")
-    except (ValueError, AttributeError):
-        return 1
-    return max(1, min(len(requests), MAX_BATCH)) if isinstance(requests, list) else 1
-
-
-def _refused_calendar_options(options: dict[str, Any]) -> str | None:
-    """What calendarView delta refuses in a first request (event-delta: the window is
-    required; `$select` is not supported, https://learn.microsoft.com/graph/delta-query-events)."""
-    if not ("startDateTime" in options and "endDateTime" in options):
-        return "startDateTime and endDateTime are required."
-    if "$select" in options:
-        return "$select is not supported on event delta."
-    return None

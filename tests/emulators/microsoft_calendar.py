@@ -317,3 +317,13 @@ def _properties(
         "onlineMeetingProvider": "teamsForBusiness" if online else "unknown",
         "onlineMeeting": meeting,
     }
+
+
+def refused_calendar_options(options: dict[str, Any]) -> str | None:
+    """What calendarView delta refuses in a first request (event-delta: the window is
+    required; `$select` is not supported, https://learn.microsoft.com/graph/delta-query-events)."""
+    if not ("startDateTime" in options and "endDateTime" in options):
+        return "startDateTime and endDateTime are required."
+    if "$select" in options:
+        return "$select is not supported on event delta."
+    return None

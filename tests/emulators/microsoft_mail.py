@@ -31,11 +31,12 @@ import json
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from tests.emulators.microsoft_common import (
     FOLDER_IDS,
@@ -54,6 +55,13 @@ from tests.emulators.microsoft_common import (
 
 HEADERS = "internetMessageHeaders"
 MAX_BATCH = 20
+MAX_TOP = 1000
+_COMPARE = {
+    "ge": lambda a, b: a >= b,
+    "gt": lambda a, b: a > b,
+    "le": lambda a, b: a <= b,
+    "lt": lambda a, b: a < b,
+}
 
 
 def transport_headers(
@@ -113,6 +121,7 @@ def transport_headers(
 class MailSide:
     lock: threading.RLock
     inner_requests: int
+    served: Counter[str]
 
     def user(self, email: str) -> User:
         raise NotImplementedError
@@ -193,6 +202,62 @@ class MailSide:
             item.container, item.seq = folder, seq
 
     # --- the server's side ----------------------------------------------------------------
+
+    def count_served(self, entries: Iterable[dict[str, Any]]) -> None:
+        for entry in entries:
+            if "@removed" not in entry and entry.get("subject"):
+                self.served[str(entry["subject"])] += 1
+
+    def list_messages(
+        self,
+        user: User,
+        folder: str,
+        url: str,
+        query: dict[str, str],
+        prefer: str,
+        scopes: frozenset[str],
+    ) -> Answer:
+        """`GET /me/mailFolders/{folder}/messages`, as
+        https://learn.microsoft.com/graph/api/user-list-messages documents it: 10 messages a
+        page unless `$top` says (1 to 1000); the `@odata.nextLink` carries the request's query
+        and a `$skip`; `$filter` and `$orderby` together answer 400 InefficientFilter unless
+        the ordered properties lead the filter, in the same order ("Using filter and orderby
+        in the same query"). Only what Tally sends is understood: `$filter` on
+        receivedDateTime (ge, gt, le, lt, joined by `and`) and `$orderby` receivedDateTime.
+        Without `$orderby` the order is not documented: here, newest first."""
+        top = int(query["$top"]) if query.get("$top", "").isdigit() else 10
+        if not 1 <= top <= MAX_TOP:
+            return 400, {}, graph_error("ErrorInvalidParameter", f"Invalid $top: {top}.")
+        clauses = _received_clauses(query.get("$filter", ""))
+        if clauses is None:
+            return 400, {}, graph_error("BadRequest", "The emulator reads no such $filter.")
+        order = query.get("$orderby", "").strip()
+        if order:
+            name, _, direction = order.partition(" ")
+            if name != "receivedDateTime" or direction.strip() not in ("", "asc", "desc"):
+                return 400, {}, graph_error("BadRequest", "The emulator reads no such $orderby.")
+            if not clauses:
+                too_complex = "The restriction or sort order is too complex for this operation."
+                return 400, {}, graph_error("InefficientFilter", too_complex)
+        found = [
+            item
+            for item in user.items.values()
+            if item.container == folder
+            and all(
+                _COMPARE[op](parse_iso(item.data["receivedDateTime"]), bound)
+                for op, bound in clauses
+            )
+        ]
+        found.sort(key=lambda i: i.data["receivedDateTime"], reverse=not order.endswith("asc"))
+        skip = int(query["$skip"]) if query.get("$skip", "").isdigit() else 0
+        immutable = 'IdType="ImmutableId"' in prefer
+        wanted = selected(query)
+        page = [self.render_message(i, wanted, immutable, scopes) for i in found[skip : skip + top]]
+        self.count_served(page)
+        answer: dict[str, Any] = {"value": page}
+        if skip + top < len(found):
+            answer["@odata.nextLink"] = f"{url}?{urlencode({**query, '$skip': skip + top})}"
+        return 200, {}, answer
 
     def render_message(
         self, item: Item, wanted: list[str], immutable: bool, scopes: frozenset[str]
@@ -298,3 +363,27 @@ class MailSide:
             kind = "#microsoft.graph.message"
             units.append([{"@odata.type": kind, "id": shown, "@removed": {"reason": reason}}])
         return units
+
+
+def _received_clauses(text: str) -> list[tuple[str, datetime]] | None:
+    """`receivedDateTime <op> <time>` clauses joined by `and` (none for an empty filter);
+    None for any other filter."""
+    found: list[tuple[str, datetime]] = []
+    for clause in filter(None, (c.strip() for c in text.split(" and "))):
+        name, op, value = [*clause.split(" ", 2), "", ""][:3]
+        if name != "receivedDateTime" or op not in _COMPARE:
+            return None
+        try:
+            found.append((op, parse_iso(value.strip())))
+        except ValueError:
+            return None
+    return found
+
+
+def batch_size(body: bytes) -> int:
+    """How many requests a JSON batch holds (1 when unreadable: it is refused anyway)."""
+    try:
+        requests = json.loads(body or b"{}").get("requests")
+    except (ValueError, AttributeError):
+        return 1
+    return max(1, min(len(requests), MAX_BATCH)) if isinstance(requests, list) else 1
