@@ -181,7 +181,8 @@ def reconcile(
     """Make the stored activities of these events and their links what their copies say
     under the directory as it is now (`directory` if still current); activities created.
     `unlinked` collects the contacts that lost a link (to an activity gone, or a person no
-    longer external).
+    longer external) for the caller to forget once nothing holds them; without it they are
+    forgotten here (contacts.forget_unlinked).
 
     The events are worked out one by one (in key order), and written together: their
     contacts in one upsert, their activities through the store (one insert of the new ones
@@ -247,6 +248,8 @@ def reconcile(
     store.delete(session, org_id, [pk for ident, pk in known.items() if ident not in wanted])
     if unlinked is not None:
         unlinked.update(contact_id for _, contact_id in stale)
+    else:  # a sync: a contact only this event held goes now, as a fresh import never makes it
+        contacts.forget_unlinked(session, org_id, {contact_id for _, contact_id in stale})
     session.execute(
         update(EventCopy)
         .where(
