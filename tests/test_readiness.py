@@ -71,9 +71,10 @@ def test_a_stale_heartbeat_is_not_ready(client: TestClient, heartbeat_every_15s:
         )
     status, body = ready(client)
     assert status == 503 and body["failed"] == ["worker"]
-    assert body["checks"]["worker"]["detail"] == (
-        "no worker heartbeat in the last 45 s (newest: 600 s ago)"
-    )
+    detail = body["checks"]["worker"]["detail"]
+    assert detail.startswith("no worker heartbeat in the last 45 s (newest: ")
+    # 600 s, or a few more when the machine is slow between the insert and the request
+    assert 600 <= int(detail.split("newest: ")[1].split(" s ago")[0]) < 610, detail
 
 
 def test_a_workers_scheduler_beats_and_a_clean_stop_forgets_it(
