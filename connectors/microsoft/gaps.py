@@ -34,13 +34,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from connectors.base import iso_moment
-from connectors.microsoft.http import SyncStateGone, list_pages
+from connectors.microsoft.http import GraphClient, SyncStateGone, list_pages
 
-if TYPE_CHECKING:
-    from connectors.microsoft.mail import GraphMailConnector
+
+class MailSource(Protocol):
+    """What a gap listing reads of the mail connector (mail.py), named here so that mail.py
+    imports this module and not the other way round."""
+
+    client: GraphClient
+    page_size: int
+
+    @property
+    def select(self) -> str: ...
+
 
 MAX_TOP = 1000  # Graph's largest page of a message list
 
@@ -56,7 +65,7 @@ def stamp(moment: datetime) -> str:
 
 
 def fill(
-    connector: GraphMailConnector, state: dict[str, Any], folder: str, floor: datetime
+    connector: MailSource, state: dict[str, Any], folder: str, floor: datetime
 ) -> Iterator[list[Any]]:
     """The entries of the folder's gap under way, page by page, then of the gap between
     `floor` (where the window starts now) and the start of what the folder covers, if
@@ -93,7 +102,7 @@ def fill(
 
 
 def _pages(
-    connector: GraphMailConnector, folder: str, gap: dict[str, Any]
+    connector: MailSource, folder: str, gap: dict[str, Any]
 ) -> Iterator[tuple[list[Any], str | None]]:
     headers = {"Prefer": 'IdType="ImmutableId"'}
     if gap.get("link"):

@@ -110,10 +110,10 @@ def through_imap_and_caldav(
         connections.append(org.connect(email, "imap", dovecot.settings(login, "pw")))
         cal_login = f"{email.split('@')[0]}{run}"
         radicale.add_user(cal_login, "pw")
-        radicale.make_calendar(cal_login, "work", "Work")
+        calendar = radicale.make_calendar(cal_login, "work", "Work")
         for meeting in MEETINGS:
             if email in meeting.holders:
-                radicale.put(cal_login, f"/{cal_login}/work/", f"{meeting.uid}.ics", meeting.ics())
+                radicale.put(cal_login, calendar, f"{meeting.uid}.ics", meeting.ics())
         config = {"url": radicale.url, "username": cal_login, "password": "pw"}
         connections.append(org.connect(email, "caldav", config))
     org.sync(*connections)
