@@ -5,30 +5,12 @@ no facts (docs/reevaluation.md, "Mail stored before 0012"). On SQLite and Postgr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, text
 
-from app.db import make_engine
-from tests.services import throwaway_postgres
-from tests.test_migrations import run
+from tests.test_migrations import engine, run
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'm12.db'}")
-        yield engine
-        engine.dispose()
-        return
-    with throwaway_postgres("tally_m12") as url:
-        engine = make_engine(url)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
+__all__ = ["engine"]  # the fixture: an empty database of its own, both backends
 
 
 EVENT = {

@@ -6,33 +6,15 @@ not; downgrade takes back exactly what it added. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, text
 
-from app.db import make_engine
 from connectors.google.oauth import GMAIL_METADATA, GMAIL_READONLY, METADATA_DEVIATION
 from connectors.microsoft.auth import READ_BASIC_DEVIATION
-from tests.services import throwaway_postgres
-from tests.test_migrations import run
+from tests.test_migrations import engine, run
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'm13.db'}")
-        yield engine
-        engine.dispose()
-        return
-    with throwaway_postgres("tally_m13") as url:
-        engine = make_engine(url)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
+__all__ = ["engine"]  # the fixture: an empty database of its own, both backends
 
 
 BEFORE = {
