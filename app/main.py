@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app import tables  # noqa: F401  (every table, before the first query)
 from app import docs_ui, health, limits, observability
 from app.activities.routes import router as activities_router
 from app.calls.routes import router as calls_router

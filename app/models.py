@@ -709,3 +709,19 @@ class RateLimitHit(Base):
     subject: Mapped[str] = mapped_column(String(200))  # "<scope>:<address or prefix>"
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     count: Mapped[int] = mapped_column(Integer)
+
+
+class OrgJob(Base):
+    """One periodic job of one organization (alerts, webhook delivery): when it is due, when it
+    last ran, and its lease, epoch fenced as a connection's sync lease (app/jobs.py)."""
+
+    __tablename__ = "org_jobs"
+    __table_args__ = (PrimaryKeyConstraint("org_id", "job"),)
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    job: Mapped[str] = mapped_column(String(40))
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_epoch: Mapped[int] = mapped_column(Integer, default=0)

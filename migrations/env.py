@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from app import models  # noqa: F401  (registers every table on Base.metadata)
+from app import tables  # noqa: F401  (registers every table on Base.metadata)
 from app.config import settings
 from app.db import Base, make_engine
 

@@ -1,0 +1,1 @@
+"""Insights: what top performers do differently (semantics.md §12)."""

@@ -1,0 +1,1 @@
+"""Sign-in links an admin generates for the dashboard."""

@@ -1,0 +1,7 @@
+"""Imports every module that declares tables, so that Base.metadata holds them all (Alembic's
+env.py and the schema tests read it). A domain with tables of its own adds its module here."""
+
+from app import models  # noqa: F401
+from app.alerts import models as alert_models  # noqa: F401
+from app.signin import models as signin_models  # noqa: F401
+from app.webhooks import models as webhook_models  # noqa: F401

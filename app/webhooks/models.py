@@ -1,0 +1,3 @@
+"""Tables of this domain (registered on Base.metadata by app/tables.py)."""
+
+from __future__ import annotations
