@@ -26,7 +26,7 @@ from sqlalchemy import Table, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db import insert_ignore, one_of
-from app.models import OrgJob, Organization, utcnow
+from app.models import Organization, OrgJob, utcnow
 
 ORG_JOBS = cast(Table, OrgJob.__table__)
 # one process's name, as the sync worker's lease owner is written
