@@ -10,17 +10,25 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import tables  # noqa: F401  (every table, before the first query)
-from app import docs_ui, health, limits, observability
+from app import (
+    docs_ui,
+    health,
+    limits,
+    observability,
+    tables,  # noqa: F401  (every table, before the first query)
+)
 from app.activities.routes import router as activities_router
+from app.alerts.routes import router as alerts_router
 from app.calls.routes import router as calls_router
 from app.config import settings
 from app.connections.push_google import router as push_google_router
 from app.connections.push_microsoft import router as push_microsoft_router
 from app.connections.routes import router as connections_router
 from app.contacts.routes import router as contacts_router
+from app.dashboard import routes as dashboard
 from app.deals.routes import router as deals_router
 from app.errors import AppError
+from app.insights.routes import router as insights_router
 from app.quotas.routes import router as quotas_router
 from app.schemas import (
     COMMON_ERRORS,
@@ -29,9 +37,11 @@ from app.schemas import (
     OUT_OF_RANGE,
     TEXT_PATTERN,
 )
+from app.signin.routes import router as signin_router
 from app.sync.oauth_routes import router as oauth_router
 from app.users.routes import router as users_router
 from app.users.schemas import DOMAIN_PATTERN, EMAIL_PATTERN, PHONE_PATTERN
+from app.webhooks.routes import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 
@@ -181,9 +191,13 @@ def create_app() -> FastAPI:
         contacts_router,
         deals_router,
         quotas_router,
+        insights_router,
+        alerts_router,
         calls_router,
         push_microsoft_router,
         push_google_router,
+        signin_router,
+        webhooks_router,
     ):
         limits.tighten_path_ids(router)
         app.include_router(router, prefix=API_PREFIX, responses=COMMON_ERRORS)
@@ -200,4 +214,5 @@ def create_app() -> FastAPI:
     _openapi_with_limits(app)
     docs_ui.install(app)  # /docs and /redoc from packaged files
     health.install(app)  # /readyz
+    dashboard.install(app)  # / and /assets/<version>/: the dashboard's files
     return app

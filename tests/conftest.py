@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from app import tables  # noqa: E402, F401  (every table, for _empty)
+import app.tables  # noqa: E402, F401  (every table, for _empty)
 from app.db import Base, Database, set_database, upgrade  # noqa: E402
 from tests.api import Org, make_org  # noqa: E402
 from tests.services import throwaway_postgres  # noqa: E402

@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 
-from app import tables  # noqa: F401  (registers every table)
+import app.tables  # noqa: F401  (registers every table)
 from app.db import Base, make_engine
 from tests.conftest import ROOT
 from tests.services import throwaway_postgres

@@ -54,6 +54,11 @@ def test_the_wheel_holds_every_migration(wheel: tuple[Path, str]) -> None:
     assert len(revisions) >= 9 and revisions <= names
     assert {"migrations/env.py", "migrations/script.py.mako", "app/docs_ui.py"} <= names
     assert not [n for n in names if n.startswith("tests/")]
+    # the dashboard's files ship inside the package: no CDN, no build step at install
+    static = ROOT / "app/dashboard/static"
+    assets = {f"app/dashboard/static/{p.name}" for p in static.iterdir() if p.is_file()}
+    assert {"app/dashboard/static/index.html", "app/dashboard/static/app.js"} <= assets
+    assert assets <= names, sorted(assets - names)
 
 
 def test_the_installed_copy_migrates_and_keeps_its_data_in_the_xdg_directory(

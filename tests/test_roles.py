@@ -15,6 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.alerts.evaluate import evaluate as evaluate_alerts
+from app.alerts.models import Alert
 from app.db import session_scope
 from app.models import Company, Connection, Contact
 from tests.api import Org, make_org
@@ -148,6 +150,15 @@ def umbrella(client: TestClient) -> Tenant:
     other.load_contacts()
     other.quota_for("una")
     other.ids["deal"] = other.org.deal(other.ids["una"])["id"]
+    hook = {"url": "https://hooks.umbrella.example/tally", "events": ["deal.won"]}
+    created = other.org.client.post("/api/v1/webhooks", json=hook, headers=other.headers("admin"))
+    assert created.status_code == 201, created.text
+    other.ids["webhook"] = created.json()["id"]
+    with session_scope() as session:  # 20 March: 2 of 10 e-mails, 61% of the month gone
+        evaluate_alerts(session, other.org.id, now=at("2026-03-20T12:00"))
+        other.ids["alert"] = session.scalars(
+            select(Alert.id).where(Alert.org_id == other.org.id)
+        ).one()
     return other
 
 
@@ -304,6 +315,8 @@ def foreign_ids(other: Tenant) -> dict[str, int]:
         "connection_id": other.connections["una"],
         "quota_id": other.quotas["una"],
         "deal_id": other.ids["deal"],
+        "webhook_id": other.ids["webhook"],
+        "alert_id": other.ids["alert"],
     }
 
 
@@ -410,6 +423,7 @@ def test_no_one_acts_on_another_orgs_rows(acme: Tenant, umbrella: Tenant) -> Non
         ("PATCH", f"/api/v1/contacts/{foreign['contact_id']}", {"title": "Mole"}),
         ("PATCH", f"/api/v1/users/{foreign['user_id']}", {"name": "Mole"}),
         ("POST", f"/api/v1/users/{foreign['user_id']}/api-keys", None),
+        ("POST", f"/api/v1/users/{foreign['user_id']}/sign-in-links", None),
         ("POST", f"/api/v1/connections/{foreign['connection_id']}/sync", None),
         ("PATCH", f"/api/v1/connections/{foreign['connection_id']}", {"config": {"port": 1}}),
         ("DELETE", f"/api/v1/connections/{foreign['connection_id']}", None),
@@ -437,6 +451,8 @@ def test_no_one_acts_on_another_orgs_rows(acme: Tenant, umbrella: Tenant) -> Non
         ),
         ("POST", "/api/v1/quotas", {**QUOTA, "user_id": foreign["user_id"]}),
         ("POST", "/api/v1/quotas", {**QUOTA, "team_id": foreign["team_id"]}),
+        ("DELETE", f"/api/v1/webhooks/{foreign['webhook_id']}", None),
+        ("POST", f"/api/v1/alerts/{foreign['alert_id']}/acknowledge", None),
     ]
     for method, path, body in attempts:
         response = client.request(method, path, json=body, headers=admin)

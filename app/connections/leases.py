@@ -9,13 +9,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from app import providers
 from app.config import settings
 from app.connections import changes
 from app.models import Connection, ConnectionStatus, User
 from app.security import SecretUnreadable
+from app.webhooks.outbox import announce_needs_reconnect
 from connectors.base import AuthExpired, ConnectorError, CursorExpired, RateLimited
 
 
@@ -156,6 +157,7 @@ def record_failure(
     connection: Connection, error: Exception, *, cursor_key: str | None, now: datetime
 ) -> None:
     """The one place where errors become state."""
+    before = connection.status
     connection.last_error_at = now
     match error:
         case AuthExpired() | SecretUnreadable():
@@ -174,6 +176,16 @@ def record_failure(
             connection.next_sync_at = now + backoff(connection.failures)
     connection.last_error = describe(error)
     release(connection)
+    session = object_session(connection)
+    if connection.status == ConnectionStatus.needs_reconnect != before and session is not None:
+        announce_needs_reconnect(
+            session,
+            org_id=connection.org_id,
+            connection_id=connection.id,
+            user_id=connection.user_id,
+            provider=connection.provider,
+            reason=connection.last_error,
+        )
 
 
 def take_changes(session: Session, connection: Connection, *, now: datetime) -> None:

@@ -31,6 +31,7 @@ from app.models import (
     utcnow,
 )
 from app.security import encrypt_secret
+from app.webhooks.outbox import announce_needs_reconnect
 
 
 def split_secret(provider: str, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -323,6 +324,11 @@ def stop_for_user(session: Session, user_id: int) -> int:
     skips it too), and the lease's owner and epoch changed, so a worker syncing one right now
     fails its next lease check and writes nothing more. How many were stopped."""
     changes.forget(session, select(Connection.id).where(Connection.user_id == user_id))
+    newly = session.execute(
+        select(Connection.id, Connection.org_id, Connection.provider).where(
+            Connection.user_id == user_id, Connection.status != ConnectionStatus.needs_reconnect
+        )
+    ).all()
     result = session.execute(
         update(Connection)
         .where(Connection.user_id == user_id)
@@ -337,4 +343,13 @@ def stop_for_user(session: Session, user_id: int) -> int:
         )
         .execution_options(synchronize_session=False)
     )
+    for connection_id, org_id, provider in newly:
+        announce_needs_reconnect(
+            session,
+            org_id=org_id,
+            connection_id=connection_id,
+            user_id=user_id,
+            provider=provider,
+            reason="Stopped for good: the user was deactivated",
+        )
     return int(getattr(result, "rowcount", 0) or 0)

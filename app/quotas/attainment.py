@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Protocol
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.deals.currency import RateBook, load_rates
 from app.metrics import deals
 from app.metrics.catalogue import METRICS, Forecast, Metric, Value
+from app.metrics.days import Bounds
 from app.metrics.engine import OrgFrame, measure, org_frame
 from app.metrics.periods import Period, PeriodUnit
 from app.models import Deal, DealStatus, PipelineStage, Quota, User
@@ -34,6 +36,18 @@ def members_targets(
         .group_by(Quota.metric, Quota.period)
     )
     return {(metric, unit): Decimal(total) for metric, unit, total in rows}
+
+
+class PipelineView(Protocol):
+    """A subject's open deals as the pipeline fields read them."""
+
+    day: date
+
+    def rates(self) -> RateBook: ...
+
+    def expected(self, period: Period) -> list[deals.OpenDeal]: ...
+
+    def without_date(self) -> int: ...
 
 
 @dataclass
@@ -90,7 +104,7 @@ class _Pipeline:
 
 
 def _pipeline_fields(
-    quota: Quota, metric: Metric, actual: Value, period: Period, pipeline: _Pipeline
+    quota: Quota, metric: Metric, actual: Value, period: Period, pipeline: PipelineView
 ) -> dict[str, object]:
     amount = METRICS[metric].amount
     view = deals.pipeline(amount, pipeline.expected(period), pipeline.rates(), pipeline.day)
@@ -104,23 +118,29 @@ def _pipeline_fields(
     return fields
 
 
-def _item(
-    session: Session,
+def window(org: OrgFrame, quota: Quota, day: date, as_of: datetime) -> tuple[Period, Bounds]:
+    """The period of `day` the quota counts over, and the part of it before as-of."""
+    period = org.calendar.containing(day, quota.period)
+    start, end = org.calendar.bounds(period)
+    return period, (start, max(start, min(end, as_of)))
+
+
+def item(
     quota: Quota,
     subject: Subject,
     org: OrgFrame,
     *,
+    actual: Value,
     day: date,
     as_of: datetime,
     team_sums: dict[tuple[str, str], Decimal],
-    pipeline: _Pipeline,
+    pipeline: PipelineView,
 ) -> schemas.AttainmentItem:
+    """One quota's line of the report, from its actual (measured by the caller)."""
     metric = Metric(quota.metric)
     definition = METRICS[metric]
     period = org.calendar.containing(day, quota.period)
     start, end = org.calendar.bounds(period)
-    window = (start, max(start, min(end, as_of)))
-    (actual,) = measure(session, org, subject.member_ids, metric, [window])
     share = rollup.elapsed_share((start, end), as_of)
     target = Decimal(quota.target)
     attained = rollup.attainment(actual, target, lower_is_better=definition.lower_is_better)
@@ -171,28 +191,43 @@ def attainment(
     """
     now = now or datetime.now(UTC)
     subject = resolve(session, caller, user_id, team_id)
-    org = org_frame(session, caller.org_id)
+    return report(session, org_frame(session, caller.org_id), subject, day=day, now=now)
+
+
+def as_of_day(org: OrgFrame, now: datetime, day: date) -> datetime:
+    """min(now, the end of `day` in the organization's zone)."""
+    return min(now, org.calendar.bounds(org.calendar.containing(day, PeriodUnit.day))[1])
+
+
+def report(
+    session: Session, org: OrgFrame, subject: Subject, *, now: datetime, day: date | None = None
+) -> schemas.Attainment:
+    """`attainment` for a subject already resolved, with no caller, one statement per quota;
+    `app.quotas.batch.report_many` gives the same for many subjects at once."""
     day = day or now.astimezone(org.tz).date()
     with dates_in_range():
-        as_of = min(now, org.calendar.bounds(org.calendar.containing(day, PeriodUnit.day))[1])
+        as_of = as_of_day(org, now, day)
         quotas: Sequence[Quota] = session.scalars(
-            in_force(caller.org_id, day).where(subject.owns()).order_by(Quota.id)
+            in_force(org.id, day).where(subject.owns()).order_by(Quota.id)
         ).all()
         team_sums = {}
         if subject.team_id is not None and quotas:
-            team_sums = members_targets(session, caller.org_id, subject.member_ids, day)
+            team_sums = members_targets(session, org.id, subject.member_ids, day)
         pipeline = _Pipeline(session, org, sorted(subject.member_ids), day)
-        items = [
-            _item(
-                session,
-                q,
-                subject,
-                org,
-                day=day,
-                as_of=as_of,
-                team_sums=team_sums,
-                pipeline=pipeline,
+        items = []
+        for quota in quotas:
+            metric, (_, bounds) = Metric(quota.metric), window(org, quota, day, as_of)
+            (actual,) = measure(session, org, subject.member_ids, metric, [bounds])
+            items.append(
+                item(
+                    quota,
+                    subject,
+                    org,
+                    actual=actual,
+                    day=day,
+                    as_of=as_of,
+                    team_sums=team_sums,
+                    pipeline=pipeline,
+                )
             )
-            for q in quotas
-        ]
     return schemas.Attainment(date=day, as_of=as_of, items=items)

@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from app import jobs
 from app.activities import events
 from app.activities.ingest import ingest_page, load_directory
 from app.config import settings
@@ -207,6 +208,8 @@ def _finish(lease: leases.Lease, error: Exception | None, cursor_key: str | None
                 leases.record_failure(connection, error, cursor_key=cursor_key, now=utcnow())
                 log.warning("sync_failed", connection_id=connection.id, error=connection.last_error)
             leases.take_changes(session, connection, now=utcnow())
+            # what the run brought (activities, a broken connection) shows in alerts soon
+            jobs.mark_due(session, connection.org_id, "alerts")
     except leases.LeaseLost:
         return  # deleted, changed or taken over: nothing of ours to record
 

@@ -1,0 +1,1 @@
+"""The dashboard: static files served at `/`, a frontend of the public API like any other."""
