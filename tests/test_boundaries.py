@@ -242,3 +242,51 @@ def test_the_metric_engine_takes_no_caller() -> None:
         if any(within(module, m) for m in ("app.access", "app.deps", "fastapi"))
     ]
     assert (APP / "metrics").is_dir() and not offending, "\n".join(offending)
+
+
+# Judgement as pure functions: the alert conditions and the top-performer ranking take numbers
+# and give answers; they read no database, no clock of their own and no request.
+PURE_JUDGEMENT = (APP / "alerts" / "rules.py", APP / "insights" / "drivers.py")
+IMPURE = ("sqlalchemy", "app.db", "app.models", "app.access", "app.deps", "fastapi", "time")
+
+
+def test_alert_rules_and_performer_drivers_are_pure() -> None:
+    offending = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in PURE_JUDGEMENT
+        for line, module in imported(path, ast.parse(path.read_text()))
+        if any(within(module, m) for m in IMPURE)
+    ]
+    assert all(p.is_file() for p in PURE_JUDGEMENT) and not offending, "\n".join(offending)
+
+
+def test_the_dashboard_knows_nothing_of_the_api_but_http() -> None:
+    """The dashboard is a frontend like any other: its Python only serves its files (no
+    domain, no database), and its scripts call the public API under /api/v1 with fetch."""
+    offending = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path, tree in sources(APP / "dashboard")
+        for line, module in imported(path, tree)
+        if within(module, "app") or within(module, "sqlalchemy")
+    ]
+    scripts = sorted((APP / "dashboard" / "static").glob("*.js"))
+    assert scripts and not offending, "\n".join(offending)
+    for script in scripts:
+        text = script.read_text()
+        assert "XMLHttpRequest" not in text and "/api/" not in text.replace("/api/v1", ""), script
+
+
+def test_other_domains_announce_webhooks_only_through_the_outbox() -> None:
+    """A change and its announcement commit together: other domains call
+    app.webhooks.outbox.announce in their transaction, never the delivery or the routes."""
+    offending = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path, tree in sources(APP)
+        if not within(module_name(path), "app.webhooks") and path.name != "scheduler.py"
+        for line, module in imported(path, tree)
+        if within(module, "app.webhooks")
+        and not within(module, "app.webhooks.outbox")
+        and not (path.name == "main.py" and within(module, "app.webhooks.routes"))
+        and not (path.name == "tables.py" and module in ("app.webhooks", "app.webhooks.models"))
+    ]
+    assert not offending, "\n".join(offending)

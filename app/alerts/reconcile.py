@@ -17,8 +17,7 @@ from app.alerts.models import Alert, QuotaAttainment
 from app.alerts.rules import Kind, Opening
 from app.quotas.schemas import AttainmentItem
 from app.quotas.subjects import Subject
-from app.webhooks.models import Webhook, WebhookStatus
-from app.webhooks.outbox import announce
+from app.webhooks.outbox import announce, wanted
 
 _ATTAINED_FIELDS = (
     "quota_id",
@@ -109,12 +108,12 @@ def alerts(session: Session, org_id: int, findings: Sequence[Finding], *, now: d
             .values(resolved_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-    wanted = _wanted(session, org_id)
-    if "alert.opened" in wanted:
+    listened = wanted(session, org_id)
+    if "alert.opened" in listened:
         for values in created:
             alert_id = ids[(values["kind"], values["subject_key"])]
             announce(session, org_id, "alert.opened", _data(alert_id, values, None))
-    if "alert.resolved" in wanted:
+    if "alert.resolved" in listened:
         for row in current.values():
             values = row._asdict()
             announce(session, org_id, "alert.resolved", _data(row.id, values, now))
@@ -126,17 +125,6 @@ def _fields(finding: Finding, now: datetime) -> dict[str, Any]:
     subject = {name: finding.subject.get(name) for name in _SUBJECT_FIELDS}
     opening = {"message": finding.opening.message, "evidence": finding.opening.evidence}
     return subject | opening | {"updated_at": now}
-
-
-def _wanted(session: Session, org_id: int) -> set[str]:
-    """The events some active webhook of the organization takes: a run that opens thousands
-    of alerts (a first evaluation) asks the outbox only for events someone will receive."""
-    lists = session.scalars(
-        select(Webhook.events).where(
-            Webhook.org_id == org_id, Webhook.status == WebhookStatus.active
-        )
-    )
-    return {event for events in lists for event in events}
 
 
 def _data(alert_id: int, values: Mapping[str, Any], resolved_at: datetime | None) -> dict[str, Any]:
