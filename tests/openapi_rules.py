@@ -127,10 +127,13 @@ def _moment(value: Any) -> datetime | None:
 
 def query_rules(query: dict[str, Any]) -> None:
     """A cursor is one the API made (any other is a 400); user_id and team_id are not given
-    together; a range does not end before it starts and spans at most 1,000 periods."""
+    together, members=true only with team_id; a range does not end before it starts and
+    spans at most 1,000 periods."""
     query.pop("cursor", None)
     if query.get("user_id") is not None and query.get("team_id") is not None:
         query.pop("team_id")
+    if query.get("members") not in (None, False, "false") and query.get("team_id") is None:
+        query.pop("members")
     start, end = query.get("start"), query.get("end")
     if isinstance(start, str) and isinstance(end, str):
         start, end = sorted((start, end))

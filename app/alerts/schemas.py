@@ -7,7 +7,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from app.alerts.rules import Kind, Thresholds
 
@@ -47,7 +54,18 @@ class AlertSettings(BaseModel):
     """The thresholds of semantics §10; a PUT replaces them all (a field left out takes its
     default)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)  # JSON true or "7" is no number
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_only(cls, data: Any) -> Any:
+        """JSON true or "7" is no number (pydantic's lax mode would read them as 1 and 7);
+        30.0 is the integer 30, as JSON Schema has it."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if isinstance(value, bool | str | bytes):
+                    raise ValueError(f"{name} must be a JSON number, not a boolean or a string")
+        return data
 
     pace_min_elapsed: float = Field(
         0.25, ge=0, le=1, description="behind_pace: share of the period gone before pace is judged"

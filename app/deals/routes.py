@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.activities import schemas as activity_schemas
 from app.activities import service as activity_service
-from app.deals import history, pipeline, queries, rates, schemas, service
+from app.deals import history, pipeline, queries, rates, schemas, service, summary
 from app.deps import CurrentUser, SessionDep
 from app.models import DealStatus
 from app.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params, read_id
@@ -119,6 +119,26 @@ def deal_activities(
 @router.get("/pipeline/stages", summary="The organization's pipeline stages, in order")
 def read_stages(session: SessionDep, caller: CurrentUser) -> schemas.PipelineRead:
     return pipeline.read(pipeline.stages_of(session, caller.org_id))
+
+
+@router.get(
+    "/pipeline/summary",
+    summary="Open deals by stage: count, value and weighted value, with totals",
+    description="The open deals the caller may list (as GET /deals: a rep their own, a "
+    "manager their teams' and their own, an admin all), or those of one user or one team's "
+    "members. Values in the organization's currency, a deal in another currency converted at "
+    "the rate in force today (semantics §8); weighted = value x the stage's probability. "
+    "user_id or team_id naming someone the caller cannot see: 404; both: 422.",
+)
+def pipeline_summary(
+    session: SessionDep,
+    caller: CurrentUser,
+    user_id: Annotated[int | None, id_query("deals of this owner (not with team_id)")] = None,
+    team_id: Annotated[
+        int | None, id_query("deals of the team's members (not with user_id)")
+    ] = None,
+) -> schemas.PipelineSummary:
+    return summary.summary(session, caller, user_id=user_id, team_id=team_id)
 
 
 @router.put(

@@ -309,3 +309,27 @@ class RatesUpdate(BaseModel):
                 raise ValueError(f"two rates for {rate.currency} from {rate.effective_from}")
             seen.add(key)
         return self
+
+
+class StageSummary(BaseModel):
+    name: str
+    probability: MoneyOut
+    count: int = Field(description="open deals in the stage")
+    value: MoneyOut = Field(description="their value in the organization's currency")
+    weighted: MoneyOut = Field(description="value x the stage's probability")
+
+
+class PipelineTotals(BaseModel):
+    count: int
+    value: MoneyOut
+    weighted: MoneyOut
+
+
+class PipelineSummary(BaseModel):
+    currency: str = Field(description="the organization's reporting currency")
+    stages: list[StageSummary] = Field(description="in pipeline order, empty stages included")
+    total: PipelineTotals = Field(
+        description="every open deal, also those in a stage the pipeline no longer has "
+        "(probability 0)"
+    )
+    open_without_close_date: int = Field(description="open deals with no expected close date")

@@ -13,20 +13,22 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.access import require_role
 from app.deals.currency import RateBook, load_rates
+from app.errors import Unprocessable
 from app.metrics import deals
 from app.metrics.catalogue import METRICS, Forecast, Metric, Value
-from app.metrics.engine import OrgFrame, measure, measure_each
+from app.metrics.engine import OrgFrame, measure, measure_each, org_frame
 from app.metrics.periods import Period, PeriodUnit
-from app.models import Deal, DealStatus, PipelineStage, Quota
+from app.models import Deal, DealStatus, PipelineStage, Quota, Role, User
 from app.quotas import schemas
 from app.quotas.attainment import as_of_day, item, members_targets, window
-from app.quotas.subjects import Subject, dates_in_range, in_force
+from app.quotas.subjects import Subject, dates_in_range, in_force, resolve
 
 
 @dataclass
@@ -42,9 +44,11 @@ class _OpenDeals:
 def _open_deals(
     session: Session, org: OrgFrame, owners: set[int], periods: set[Period]
 ) -> _OpenDeals:
-    if not owners or not periods:
+    if not periods:
         return _OpenDeals(None)
     found = _OpenDeals(load_rates(session, org.id))
+    if not owners:
+        return found
     members = sorted(owners)
     stage = and_(PipelineStage.org_id == Deal.org_id, PipelineStage.name == Deal.stage)
     rows = session.execute(
@@ -199,3 +203,29 @@ def _actuals(
             (actual,) = measure(session, org, members[q.team_id], Metric(q.metric), [bounds])
             actuals[("team", q.team_id), q.id] = actual
     return actuals
+
+
+def team_attainment(
+    session: Session,
+    caller: User,
+    *,
+    team_id: int | None,
+    day: date | None = None,
+    now: datetime | None = None,
+) -> schemas.Attainment:
+    """GET /quotas/attainment?team_id=&members=true: the team's report and each current
+    member's, read together (a manager's dashboard: one call instead of one per rep)."""
+    if team_id is None:
+        raise Unprocessable("members=true needs team_id")
+    require_role(caller, Role.admin, Role.manager)  # a rep sees no colleague's figures
+    now = now or datetime.now(UTC)
+    team = resolve(session, caller, None, team_id)
+    people = [Subject(m, None, frozenset({m})) for m in sorted(team.member_ids)]
+    org = org_frame(session, caller.org_id)
+    ours, *theirs = report_many(session, org, [team, *people], now=now, day=day)
+    members = [
+        schemas.MemberAttainment(user_id=p.user_id, items=r.items)
+        for p, r in zip(people, theirs, strict=True)
+        if p.user_id is not None
+    ]
+    return ours.model_copy(update={"members": members})

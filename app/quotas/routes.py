@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.deps import CurrentUser, SessionDep
+from app.errors import Unprocessable
 from app.metrics.catalogue import Metric
 from app.metrics.periods import PeriodUnit
 from app.pagination import Page, PageParams, page_params
 from app.quotas import attainment as attainments
-from app.quotas import planning, schemas, service
+from app.quotas import batch, planning, schemas, service
 from app.schemas import CONFLICT_ERROR, ONE_SUBJECT_DOC, Day, id_query
 
 router = APIRouter(tags=["metrics and quotas"])
@@ -84,6 +85,9 @@ def list_quotas(
 @router.get(
     "/quotas/attainment",
     summary="Attainment, pace and forecast of every quota in force on a date",
+    description="With team_id and members=true, also `members`: each current member of the "
+    "team with their own quotas' items, as `?user_id=` gives them, in one call (the team's "
+    "manager or an admin; a rep: 403; members=true without team_id: 422).",
 )
 def attainment(
     session: SessionDep,
@@ -93,7 +97,14 @@ def attainment(
     ] = None,
     user_id: UserId = None,
     team_id: TeamId = None,
+    members: Annotated[
+        bool, Query(description="with team_id: each member's attainment too (`members`)")
+    ] = False,
 ) -> schemas.Attainment:
+    if members:
+        if user_id is not None:
+            raise Unprocessable("members=true is for a team: give team_id, not user_id")
+        return batch.team_attainment(session, caller, team_id=team_id, day=day)
     return attainments.attainment(session, caller, day=day, user_id=user_id, team_id=team_id)
 
 

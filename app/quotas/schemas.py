@@ -9,7 +9,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 from app.metrics.catalogue import Metric
 from app.metrics.periods import PeriodUnit
@@ -193,10 +200,21 @@ class AttainmentItem(BaseModel):
     )
 
 
+class MemberAttainment(BaseModel):
+    user_id: int
+    items: list[AttainmentItem] = Field(description="as `?user_id=` gives them")
+
+
 class Attainment(BaseModel):
     date: date
     as_of: datetime = Field(description="actuals count up to this instant: min(now, end of date)")
     items: list[AttainmentItem]
+    members: list[MemberAttainment] | None = Field(
+        None,
+        description="only with team_id and members=true: each current member of the team "
+        "(by user id), their own quotas in force; absent otherwise",
+        exclude_if=lambda members: members is None,
+    )
 
 
 class MemberTarget(BaseModel):

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from app.alerts import job as alert_job
 from app.db import session_scope
 from app.models import Connection
 from tests.api import Org, make_org
@@ -104,6 +105,8 @@ def generate(client: TestClient, now: datetime | None = None) -> Generated:
             body.pop("stage", None)
             body.pop("expected_close_date")
         world.deals[name] = org.deal(world.ids[owner], name=name, **body)
+    # the alert job, as the workers run it: behind-pace quotas, the cold deal
+    assert alert_job.tick() >= 1
     return world
 
 

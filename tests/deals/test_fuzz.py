@@ -85,7 +85,9 @@ def test_random_deal_requests_never_make_a_server_error(database: Database) -> N
     targets = [
         (method, path, operation)
         for method, path, operation in operations(spec)
-        if path.startswith(DEAL_PATHS)
+        # the summary only reads (schemathesis and its own tests walk it); leaving it out keeps
+        # the derandomized draws on the routes that write
+        if path.startswith(DEAL_PATHS) and path != "/api/v1/pipeline/summary"
     ]
     assert len(targets) == 11
     wrong: dict[tuple[str, str, int], str] = {}

@@ -133,11 +133,26 @@ async function trendsOf(api, subject, day) {
 
 const revenueOf = (attainment) => (attainment.ok ? attainment.value.items.find((i) => i.metric === "revenue") : undefined);
 
-// Open deals by stage, one call per stage in parallel (rather than pages one after another).
-function openDeals(api, stages, subject) {
-  if (!stages.ok) return Promise.resolve(stages);
-  const calls = stages.value.stages.map((stage) => api.all("/deals", { ...subject, status: "open", stage: stage.name }));
-  return settle(Promise.all(calls).then((lists) => lists.flat()));
+// A rep's open deals, every stage (the cold-deals panel judges each one).
+function openDeals(api, subject) {
+  return settle(api.all("/deals", { ...subject, status: "open" }));
+}
+
+// The pipeline by stage, summed by the API in the organization's currency.
+function pipelineSummary(api, subject) {
+  return settle(api.get("/pipeline/summary", subject));
+}
+
+// The team's attainment and each member's, in one call.
+function teamAttainment(api, team) {
+  return settle(api.get("/quotas/attainment", { team_id: team.id, members: true }));
+}
+
+// A member's share of the team's answer, as `?user_id=` would give it.
+function memberResult(result, userId) {
+  if (!result.ok) return result;
+  const found = (result.value.members || []).find((m) => m.user_id === userId);
+  return { ok: true, value: { items: found ? found.items : [] } };
 }
 
 // The first page of open alerts (a long list is read in the alerts' own tools).
@@ -146,19 +161,19 @@ function openAlerts(api, subject) {
 }
 
 async function teamView(api, me, team, context) {
-  const { users, org, stages } = context;
+  const { users, org } = context;
   const members = users.filter((u) => u.team_id === team.id && u.active && u.role === "rep");
   const names = new Map(users.map((u) => [u.id, u.name]));
   const subject = { team_id: team.id };
-  const [trend, performers, deals, teamResult, memberResults, alerts, connections] = await Promise.all([
+  const [trend, performers, summary, teamResult, alerts, connections] = await Promise.all([
     trendsOf(api, subject, today(org.timezone)),
     settle(api.get("/insights/performers", { team_id: team.id, period: "quarter" })),
-    openDeals(api, stages, subject),
-    settle(api.get("/quotas/attainment", subject)),
-    Promise.all(members.map((m) => settle(api.get("/quotas/attainment", { user_id: m.id })))),
+    pipelineSummary(api, subject),
+    teamAttainment(api, team),
     openAlerts(api, subject),
     settle(api.all("/connections")),
   ]);
+  const memberResults = members.map((m) => memberResult(teamResult, m.id));
   const memberIds = new Set(members.map((m) => m.id));
   const teamConnections = connections.ok ? { ok: true, value: connections.value.filter((c) => memberIds.has(c.user_id)) } : connections;
   return [
@@ -169,17 +184,19 @@ async function teamView(api, me, team, context) {
     alertsPanel(alerts),
     connectionsPanel(teamConnections, names),
     trendsPanel(trend.series, trend.later, trend.load),
-    pipelinePanel({ title: "Pipeline", deals, stages, currency: org.currency, revenue: revenueOf(teamResult) }),
+    pipelinePanel({ title: "Pipeline", summary, revenue: revenueOf(teamResult) }),
     performersPanel(performers, names),
   ];
 }
 
 async function repView(api, me, context) {
-  const { org, stages } = context;
+  const { org } = context;
   const subject = { user_id: me.id };
-  const [trend, deals, mine, alerts, connections] = await Promise.all([
+  const [stages, trend, deals, summary, mine, alerts, connections] = await Promise.all([
+    settle(api.get("/pipeline/stages")), // the cold-deals panel reads each stage's rotten_days
     trendsOf(api, subject, today(org.timezone)),
-    openDeals(api, stages, { owner_id: me.id }),
+    openDeals(api, { owner_id: me.id }),
+    pipelineSummary(api, subject),
     settle(api.get("/quotas/attainment", subject)),
     openAlerts(api, subject),
     settle(api.all("/connections", subject)),
@@ -190,7 +207,7 @@ async function repView(api, me, context) {
     coldPanel(deals, stages, alerts),
     connectionsPanel(connections, new Map([[me.id, me.name]])),
     trendsPanel(trend.series, trend.later, trend.load),
-    pipelinePanel({ title: "Your pipeline", deals, stages, currency: org.currency, revenue: revenueOf(mine) }),
+    pipelinePanel({ title: "Your pipeline", summary, revenue: revenueOf(mine) }),
   ];
 }
 
@@ -258,10 +275,9 @@ async function open() {
   }
   const api = client(key);
   // all that needs only the key, at once: who the caller is, and what every view reads
-  const [me, org, stages, teams, users] = await Promise.all([
+  const [me, org, teams, users] = await Promise.all([
     settle(api.get("/users/me")),
     settle(api.get("/org")),
-    settle(api.get("/pipeline/stages")),
     settle(api.get("/teams")),
     settle(api.get("/users", { active: true })),
   ]);
@@ -279,14 +295,14 @@ async function open() {
   for (const answer of [org, teams, users]) {
     if (!answer.ok) throw answer.error;
   }
-  await show(api, me.value, org.value, stages, me.value.role === "rep" ? [] : teams.value, users.value);
+  await show(api, me.value, org.value, me.value.role === "rep" ? [] : teams.value, users.value);
 }
 
-async function show(api, me, org, stages, teams, users) {
+async function show(api, me, org, teams, users) {
   $("sign-in").hidden = true;
   $("sign-out").hidden = false;
   $("who").textContent = `${me.name} · ${me.role}`;
-  const context = { org, users, stages, team: null };
+  const context = { org, users, team: null };
   if (me.role !== "rep" && teams.length) {
     const select = $("team");
     const chosen = teams.find((t) => String(t.id) === localStorage.getItem(TEAM)) || teams[0];

@@ -108,23 +108,10 @@ export function trendsPanel(series, later = [], load = null) {
   return card("Trends", ...parts);
 }
 
-export function pipelinePanel({ title, deals, stages, currency, revenue }) {
-  if (!deals.ok || !stages.ok) return card(title, unavailable("The pipeline", deals.ok ? stages.error : deals.error));
-  const rows = stages.value.stages.map((stage) => ({ stage, count: 0, value: 0, weighted: 0 }));
-  const byName = new Map(rows.map((r) => [r.stage.name, r]));
-  let foreign = 0;
-  for (const deal of deals.value) {
-    const row = byName.get(deal.stage);
-    if (!row) continue;
-    row.count += 1;
-    if (deal.currency !== currency) {
-      foreign += 1;
-      continue;
-    }
-    row.value += Number(deal.value);
-    row.weighted += Number(deal.value) * Number(deal.probability);
-  }
-  const total = rows.reduce((t, r) => ({ count: t.count + r.count, value: t.value + r.value, weighted: t.weighted + r.weighted }), { count: 0, value: 0, weighted: 0 });
+// summary: a settled GET /pipeline/summary (values already in the organization's currency)
+export function pipelinePanel({ title, summary, revenue }) {
+  if (!summary.ok) return card(title, unavailable("The pipeline", summary.error));
+  const { currency, stages: rows, total } = summary.value;
   const table = h(
     "table",
     { class: "pipeline" },
@@ -134,16 +121,18 @@ export function pipelinePanel({ title, deals, stages, currency, revenue }) {
       "tbody",
       {},
       rows.map((r) =>
-        h("tr", { "data-stage": r.stage.name }, h("th", { scope: "row", text: r.stage.name }), h("td", { class: "count", text: number(r.count) }), h("td", { class: "value", text: number(r.value) }), h("td", { text: percent(r.stage.probability) }), h("td", { class: "weighted", text: number(r.weighted) })),
+        h("tr", { "data-stage": r.name }, h("th", { scope: "row", text: r.name }), h("td", { class: "count", text: number(r.count) }), h("td", { class: "value", text: number(r.value) }), h("td", { text: percent(r.probability) }), h("td", { class: "weighted", text: number(r.weighted) })),
       ),
     ),
     h("tfoot", {}, h("tr", { "data-stage": "total" }, h("th", { scope: "row", text: "Total" }), h("td", { class: "count", text: number(total.count) }), h("td", { class: "value", text: number(total.value) }), h("td", {}), h("td", { class: "weighted", text: number(total.weighted) }))),
   );
   const parts = [
-    rowChart({ title: `Weighted open pipeline by stage (${currency})`, rows: rows.map((r) => ({ label: r.stage.name, value: r.weighted })) }),
+    rowChart({ title: `Weighted open pipeline by stage (${currency})`, rows: rows.map((r) => ({ label: r.name, value: r.weighted })) }),
     scroller("Pipeline table", table),
   ];
-  if (foreign) parts.push(h("p", { class: "muted", text: `${foreign} open deal${foreign > 1 ? "s" : ""} in other currencies are counted but not summed.` }));
+  if (summary.value.open_without_close_date && !revenue) {
+    parts.push(h("p", { class: "muted", text: `${summary.value.open_without_close_date} open deals have no expected close date.` }));
+  }
   if (revenue) {
     parts.push(
       h(
