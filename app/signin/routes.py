@@ -22,8 +22,10 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def _base_url(request: Request) -> str:
-    """TALLY_PUBLIC_URL when the operator set it, else the address this request came to."""
-    if "public_url" in settings.model_fields_set:
+    """TALLY_PUBLIC_URL when the operator set it (to anything but its default), else the
+    address this request came to. Judged by value, not by pydantic's fields-set record, which
+    any assignment (a test's monkeypatch undone) leaves marked."""
+    if settings.public_url != type(settings).model_fields["public_url"].default:
         return settings.public_url
     return str(request.base_url)
 
