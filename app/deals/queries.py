@@ -13,7 +13,6 @@ from app.access import team_member_ids, visible_team, visible_user, visible_user
 from app.contacts.queries import edge_moment
 from app.deals import pipeline, schemas
 from app.deals.rules import probability
-from app.deals.service import contact_ids_of
 from app.models import (
     Activity,
     ActivityContact,
@@ -115,6 +114,18 @@ def deal_activities(
         query = query.where(older)
     order = (Activity.occurred_at.desc(), Activity.id.desc())
     return list(session.scalars(query.order_by(*order).limit(limit)))
+
+
+def contact_ids_of(session: Session, deal_ids: Sequence[int]) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {i: [] for i in deal_ids}
+    rows = session.execute(
+        select(DealContact.deal_id, DealContact.contact_id)
+        .where(DealContact.deal_id.in_(deal_ids))
+        .order_by(DealContact.contact_id)
+    )
+    for deal_id, contact_id in rows:
+        found[deal_id].append(contact_id)
+    return found
 
 
 def read_deals(session: Session, deals: Sequence[Deal]) -> list[schemas.DealRead]:

@@ -20,6 +20,7 @@ from app import jobs
 from app.access import visible_user, visible_user_ids
 from app.deals import history, pipeline, rates, schemas
 from app.deals.currency import RateBook, load_rates
+from app.deals.queries import contact_ids_of, read_deals
 from app.deals.rules import TRACKED, DealRuleError, State, diff, settle, snapshot
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.models import (
@@ -78,18 +79,6 @@ def find_by_external_id(session: Session, org_id: int, external_id: str) -> Deal
     return session.scalar(
         select(Deal).where(Deal.org_id == org_id, Deal.external_id == external_id)
     )
-
-
-def contact_ids_of(session: Session, deal_ids: Sequence[int]) -> dict[int, list[int]]:
-    found: dict[int, list[int]] = {i: [] for i in deal_ids}
-    rows = session.execute(
-        select(DealContact.deal_id, DealContact.contact_id)
-        .where(DealContact.deal_id.in_(deal_ids))
-        .order_by(DealContact.contact_id)
-    )
-    for deal_id, contact_id in rows:
-        found[deal_id].append(contact_id)
-    return found
 
 
 def state_of(session: Session, deal: Deal) -> State:
@@ -268,8 +257,6 @@ def _announce_closing(session: Session, deal: Deal, before: str | None, caller: 
     history, and a receiver would hear of every deal closed before Tally knew it."""
     if deal.status == before or deal.status not in (DealStatus.won, DealStatus.lost):
         return
-    from app.deals.queries import read_deals  # it reads this module
-
     data = {"deal": read_deals(session, [deal])[0].model_dump(mode="json"), "by_user_id": caller.id}
     announce(session, deal.org_id, f"deal.{deal.status}", data)
 
