@@ -29,6 +29,10 @@ from app.db import insert_ignore, one_of
 from app.models import Organization, OrgJob, utcnow
 
 ORG_JOBS = cast(Table, OrgJob.__table__)
+# the jobs, by the name their rows carry
+ALERTS = "alerts"
+WEBHOOKS = "webhooks"
+CHAT = "chat"  # chat conversations derived again after a directory change (app/chat/job.py)
 # one process's name, as the sync worker's lease owner is written
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -68,22 +72,20 @@ def mark_due(session: Session, org_id: int, job: str, *, at: datetime | None = N
     )
 
 
-def due_orgs(session: Session, job: str, *, now: datetime, every: timedelta) -> list[int]:
-    """Organizations whose run of `job` is asked for (due_at reached) or whose last run is
-    older than `every` (or that never ran): the periodic run, for what time alone changes."""
-    _ensure(session, job, session.scalars(select(Organization.id)))
+def due_orgs(session: Session, job: str, *, now: datetime, every: timedelta | None) -> list[int]:
+    """Organizations whose run of `job` is asked for (due_at reached) or, with `every`, whose
+    last run is older than that (or that never ran): the periodic run, for what time alone
+    changes. Without `every`, only the organizations asked for."""
+    if every is None:
+        asked = OrgJob.due_at <= now
+    else:
+        _ensure(session, job, session.scalars(select(Organization.id)))
+        asked = or_(
+            OrgJob.due_at <= now, OrgJob.last_run_at.is_(None), OrgJob.last_run_at <= now - every
+        )
     return list(
         session.scalars(
-            select(OrgJob.org_id)
-            .where(
-                OrgJob.job == job,
-                or_(
-                    OrgJob.due_at <= now,
-                    OrgJob.last_run_at.is_(None),
-                    OrgJob.last_run_at <= now - every,
-                ),
-            )
-            .order_by(OrgJob.org_id)
+            select(OrgJob.org_id).where(OrgJob.job == job, asked).order_by(OrgJob.org_id)
         )
     )
 

@@ -20,6 +20,7 @@ from app import (
 from app.activities.routes import router as activities_router
 from app.alerts.routes import router as alerts_router
 from app.calls.routes import router as calls_router
+from app.chat.routes import router as chat_router
 from app.config import settings
 from app.connections.push_google import router as push_google_router
 from app.connections.push_microsoft import router as push_microsoft_router
@@ -194,6 +195,7 @@ def create_app() -> FastAPI:
         insights_router,
         alerts_router,
         calls_router,
+        chat_router,
         push_microsoft_router,
         push_google_router,
         signin_router,

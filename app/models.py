@@ -86,6 +86,7 @@ class ActivityType(StrEnum):
     meeting_scheduled = "meeting_scheduled"
     meeting_held = "meeting_held"
     call = "call"
+    chat_conversation = "chat_conversation"
 
 
 class DealStatus(StrEnum):

@@ -3,7 +3,9 @@
 Running it in several processes is safe: the sync job claims leased rows, so each connection
 is synced by one worker at a time however many processes tick; the re-evaluation job leases
 each organization's run the same way (app/activities/reevaluate.py), and the alert job each
-organization's evaluation (app/alerts/job.py); the statistics job
+organization's evaluation (app/alerts/job.py), the chat job each organization's conversations
+after a directory change (app/chat/job.py), webhook delivery each organization's queue
+(app/webhooks/delivery.py); the statistics job
 analyzes only what changed, under an advisory lock on PostgreSQL (app/statistics.py).
 """
 
@@ -18,6 +20,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from app import statistics
 from app.activities.reevaluate import Reevaluator
 from app.alerts import job as alert_job
+from app.chat import job as chat_job
 from app.config import settings
 from app.db import session_scope
 from app.sync.worker import SyncWorker
@@ -63,6 +66,15 @@ def configure(scheduler: BaseScheduler, worker: SyncWorker) -> BaseScheduler:
         "interval",
         seconds=WEBHOOK_SECONDS,
         id="webhooks",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=30,
+    )
+    scheduler.add_job(
+        chat_job.tick,  # organizations whose directory changed
+        "interval",
+        seconds=chat_job.TICK_SECONDS,
+        id="chat",
         max_instances=1,
         coalesce=True,
         misfire_grace_time=30,

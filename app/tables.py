@@ -3,5 +3,6 @@ env.py and the schema tests read it). A domain with tables of its own adds its m
 
 from app import models  # noqa: F401
 from app.alerts import models as alert_models  # noqa: F401
+from app.chat import models as chat_models  # noqa: F401
 from app.signin import models as signin_models  # noqa: F401
 from app.webhooks import models as webhook_models  # noqa: F401

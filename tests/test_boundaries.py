@@ -24,6 +24,7 @@ SHARED_CONNECTOR_MODULES = {
     "connectors.mail",
     "connectors.oauth",
     "connectors.netguard",
+    "connectors.chat",
 }
 
 

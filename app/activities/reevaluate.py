@@ -33,6 +33,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
+from app import jobs
 from app.activities import directory as directories
 from app.activities import reapply
 from app.activities.facts import address_key, domain_ranges
@@ -81,6 +82,8 @@ def record_change(
         return
     # waits for the writers inferring with the old directory (directory.current)
     directories.bump(session, org_id)
+    # chat conversations are derived from whole channels (app/chat/job.py), not from items
+    jobs.mark_due(session, org_id, jobs.CHAT)
     session.add(DirectoryChange(org_id=org_id, addresses=keys, domains=changed))
     insert_ignore(
         session,

@@ -20,7 +20,7 @@ from app.models import OrgJob, utcnow
 
 log = structlog.get_logger(__name__)
 
-JOB = "alerts"
+JOB = jobs.ALERTS
 TICK_SECONDS = 15
 EVERY = timedelta(minutes=15)
 # An organization asked for again is evaluated at most this often: an organization whose 400

@@ -50,7 +50,7 @@ def _alerts_due(session: Session, org_id: int) -> None:
     transaction = session.get_nested_transaction() or session.get_transaction()
     asked = _asked.setdefault(transaction, set()) if transaction is not None else set()
     if org_id not in asked:
-        jobs.mark_due(session, org_id, "alerts")
+        jobs.mark_due(session, org_id, jobs.ALERTS)
         asked.add(org_id)
 
 

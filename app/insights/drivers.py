@@ -21,7 +21,7 @@ from decimal import Decimal
 from app.metrics.catalogue import Value
 
 # What a person does, counted once: meetings_scheduled would count a meeting twice and
-# emails_received is what others do. chat_conversations joins when the engine measures it.
+# emails_received is what others do.
 ACTIVITY = ("emails_sent", "meetings_held", "calls", "chat_conversations")
 PER_OPPORTUNITY = "activities_per_opportunity"
 PER_DEAL_WON = "activities_per_deal_won"

@@ -19,7 +19,7 @@ RULES = (
     "values (members without a value left out); ratio = top_mean / others_mean, null when "
     "either is null or others_mean is 0 (a team of one has no others: every ratio is null). "
     "Drivers are sorted by |ratio - 1| descending, null ratios last, ties by metric name. "
-    "Activity is emails_sent + meetings_held + calls (+ chat_conversations once measured); "
+    "Activity is emails_sent + meetings_held + calls + chat_conversations; "
     "activities_per_opportunity divides it by opportunities_created, activities_per_deal_won "
     "by deals_won (null when that is 0). Any metric may be the outcome; an input or middle "
     "outcome is left out of the drivers (it sets the top apart by definition)."

@@ -25,6 +25,7 @@ class Metric(StrEnum):
     meetings_scheduled = "meetings_scheduled"
     meetings_held = "meetings_held"
     calls = "calls"
+    chat_conversations = "chat_conversations"
     contacts_engaged = "contacts_engaged"
     opportunities_created = "opportunities_created"
     win_rate = "win_rate"
@@ -135,6 +136,7 @@ METRICS: dict[Metric, MetricDef] = {
     Metric.meetings_scheduled: _activities(ActivityType.meeting_scheduled),
     Metric.meetings_held: _activities(ActivityType.meeting_held),
     Metric.calls: _activities(ActivityType.call),
+    Metric.chat_conversations: _activities(ActivityType.chat_conversation),
     Metric.contacts_engaged: MetricDef(
         Level.input, Source.contacts, Moment.occurred_at, Combine.distinct
     ),

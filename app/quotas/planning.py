@@ -20,8 +20,8 @@ from app.models import ActivityDay, Deal, Quota, User, aggregated_utc
 from app.quotas import history, schemas
 from app.quotas.subjects import dates_in_range, in_force, resolve
 
-# The needs a plan answers, in the order of the API; a name the catalogue does not know yet
-# (chat_conversations until chats are captured) has a total of 0 in any history.
+# The needs a plan answers, in the order of the API (a name the catalogue did not know would
+# have a total of 0 in any history).
 PLAN_INPUTS = (
     "emails_sent",
     "meetings_scheduled",

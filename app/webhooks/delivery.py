@@ -37,7 +37,7 @@ from connectors.netguard import BlockedAddress, resolve
 
 log = structlog.get_logger(__name__)
 
-JOB = "webhooks"
+JOB = jobs.WEBHOOKS
 # waits after the 1st, 2nd... failed attempt: the schedule the Standard Webhooks
 # specification's reference (Svix) uses; the 8th attempt comes 27 h 35 min after the first
 SCHEDULE = (

@@ -138,6 +138,7 @@ def test_the_top_quarter_and_what_sets_it_apart(east: East) -> None:
         "meetings_scheduled": 0,
         "meetings_held": 3,
         "calls": 3,
+        "chat_conversations": 0,
         "contacts_engaged": 2,
         "opportunities_created": 3,
         "win_rate": 1,
@@ -160,6 +161,7 @@ def test_the_top_quarter_and_what_sets_it_apart(east: East) -> None:
         ("activities_per_deal_won", 6, 4, 1.5),
         ("activities_per_opportunity", 4, 3, pytest.approx(4 / 3)),
         ("avg_deal_value", 2000, 1500, pytest.approx(4 / 3)),
+        ("chat_conversations", 0, 0, None),
         ("emails_received", 0, 0, None),
         ("meetings_scheduled", 0, 0, None),
     ]

@@ -15,7 +15,7 @@ from app.metrics.catalogue import (
 
 def test_every_metric_has_one_entry() -> None:
     assert set(METRICS) == set(Metric)
-    assert len(Metric) == 13
+    assert len(Metric) == 14
 
 
 def test_sources_and_moments_agree() -> None:
@@ -28,7 +28,7 @@ def test_sources_and_moments_agree() -> None:
             assert d.statuses is None
         assert (d.activity_type is not None) == (d.source is Source.activities), metric
     counted = [d.activity_type for d in METRICS.values() if d.activity_type]
-    assert len(counted) == len(set(counted)) == 5
+    assert len(counted) == len(set(counted)) == 6
 
 
 def test_ratios_and_means_are_steady_and_never_added() -> None:

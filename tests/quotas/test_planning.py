@@ -70,7 +70,7 @@ def test_plan_reads_the_funnel_backwards(f: Funnel) -> None:
         "meetings_scheduled": 0,
         "meetings_held": 9,  # 7 -> 8.75
         "calls": 15,  # 12 -> 15
-        "chat_conversations": 0,  # not captured yet: a total of 0
+        "chat_conversations": 0,  # no chat in this history
         "contacts_engaged": 9,  # x y z w v u t: 7 distinct over the window -> 8.75
     }
     assert body["missing"] == []

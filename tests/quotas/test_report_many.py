@@ -28,6 +28,7 @@ TARGETS: dict[Metric, float | str] = {
     Metric.meetings_scheduled: 4,
     Metric.meetings_held: 3,
     Metric.calls: 9,
+    Metric.chat_conversations: 2,
     Metric.contacts_engaged: 4,
     Metric.opportunities_created: 10,
     Metric.win_rate: "0.8",
@@ -37,7 +38,14 @@ TARGETS: dict[Metric, float | str] = {
     Metric.revenue: 6000,
     Metric.gross_margin: 4000,
 }
-KINDS = ["email_sent", "email_received", "meeting_scheduled", "meeting_held", "call"]
+KINDS = [
+    "email_sent",
+    "email_received",
+    "meeting_scheduled",
+    "meeting_held",
+    "call",
+    "chat_conversation",
+]
 
 
 @pytest.fixture
@@ -125,7 +133,7 @@ def test_report_many_is_report_of_each(
     assert one_by_one[5].items == []  # mia
     # users: one statement per (metric, period unit) whatever their number; teams: per quota
     team_quotas = sum(len(r.items) for r in one_by_one if r.items and r in one_by_one[4::2])
-    assert len(batched) <= 1 + 15 + 3 + team_quotas + 2, batched
+    assert len(batched) <= 1 + 16 + 3 + team_quotas + 2, batched
 
 
 def test_report_many_of_nobody_and_of_a_team_without_members(f: Funnel, database: Database) -> None:
