@@ -25,7 +25,8 @@ from tests.api import Org, make_org
 
 pytestmark = pytest.mark.postgresql_only
 
-MARGIN = 1.0  # seconds of request handling beyond a lock wait
+# seconds of request handling beyond a lock wait (1 s flaked on a loaded 2-CPU CI machine)
+MARGIN = 3.0
 
 
 @pytest.fixture
