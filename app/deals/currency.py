@@ -56,6 +56,21 @@ class RateBook:
         """`amount` of `currency` in the base currency on `day`, to the cent (banker's rounding)."""
         return (amount * self.rate(currency, day)).quantize(CENT, rounding=ROUND_HALF_EVEN)
 
+    def convert_open(self, amount: Decimal, currency: str, day: date) -> Decimal | None:
+        """`amount` of an open deal (a forecast, a pipeline) at the rate in force on `day`.
+
+        Before a currency's first rate (a question about a past day), its earliest rate: the
+        deal was accepted with a rate, and leaving it out would hide it from the forecast. A
+        currency with no rate at all (removed since) gives None: the deal is left out.
+        """
+        try:
+            return self.convert(amount, currency, day)
+        except NoRate:
+            dated = self.rates.get(currency)
+            if not dated:
+                return None
+            return self.convert(amount, currency, dated[0][0])
+
 
 def load_rates(session: Session, org_id: int) -> RateBook:
     base = session.scalar(select(Organization.currency).where(Organization.id == org_id))

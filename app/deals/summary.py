@@ -16,7 +16,6 @@ from app.access import team_member_ids, visible_team, visible_user, visible_user
 from app.deals import pipeline, schemas
 from app.deals.currency import RateBook, load_rates
 from app.errors import Unprocessable
-from app.metrics.deals import convert
 from app.models import Deal, DealStatus, Organization, PipelineStage, User
 
 ZERO = Decimal(0)
@@ -86,7 +85,7 @@ def summary(
             row.value += Decimal(total or 0)
             continue
         rates = rates or load_rates(session, org.id)
-        converted = convert(rates, Decimal(each), currency, today)
+        converted = rates.convert_open(Decimal(each), currency, today)
         if converted is not None:  # a currency whose every rate was removed: counted only
             row.value += converted * count
     return _read(org.currency, pipeline.stages_of(session, org.id), by_stage, without_date)

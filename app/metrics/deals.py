@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from app.deals.currency import NoRate, RateBook
+from app.deals.currency import RateBook
 from app.metrics.catalogue import Amount, MetricDef, Moment, Pooled
 from app.metrics.days import Bounds
 
@@ -90,22 +90,6 @@ class Pipeline:
     unweighted: Decimal  # Σ amount
 
 
-def convert(rates: RateBook, value: Decimal, currency: str, day: date) -> Decimal | None:
-    """`value` in the org's currency at the rate in force on `day`.
-
-    Before a currency's first rate (a question about a past day), its earliest rate: the deal
-    was accepted with a rate, and leaving it out would hide it from the forecast. A currency
-    with no rate at all (removed since) gives None: the deal is left out.
-    """
-    try:
-        return rates.convert(value, currency, day)
-    except NoRate:
-        dated = rates.rates.get(currency)
-        if not dated:
-            return None
-        return rates.convert(value, currency, dated[0][0])
-
-
 def pipeline(
     amount_kind: Amount, deals: Iterable[OpenDeal], rates: RateBook, day: date
 ) -> Pipeline:
@@ -115,9 +99,9 @@ def pipeline(
         if amount_kind is Amount.one:
             each: Decimal | None = Decimal(1)
         else:
-            each = convert(rates, deal.value, deal.currency, day)
+            each = rates.convert_open(deal.value, deal.currency, day)
             if each is not None and amount_kind is Amount.margin and deal.cost is not None:
-                cost = convert(rates, deal.cost, deal.currency, day)
+                cost = rates.convert_open(deal.cost, deal.currency, day)
                 each -= cost or ZERO
         if each is None:
             continue
