@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 
 from app import ratelimit
 from app.calls import schemas, service
-from app.calls.signatures import BadSignature, check_generic, check_twilio
+from app.calls.signatures import BadSignature, check_twilio
 from app.deps import SessionDep
 from app.errors import BadRequest, Unauthorized
 from app.models import Organization
@@ -24,7 +23,6 @@ router = APIRouter(tags=["telephony"])
 # slow the others' signed calls.
 OpenLimit = Depends(ratelimit.open_endpoint(401))
 OrgParam = Annotated[int, Query(ge=1, le=MAX_ID, description="the organization's id (GET /org)")]
-_NO_SECRET = "unknown organization, or it has no secret for this webhook"
 
 
 async def _raw_body(request: Request) -> bytes:
@@ -38,7 +36,7 @@ RawBody = Annotated[bytes, Depends(_raw_body)]
 def _organization(session: SessionDep, org_id: int) -> Organization:
     org = session.get(Organization, org_id)
     if org is None:
-        raise Unauthorized(_NO_SECRET)
+        raise Unauthorized(service.NO_SECRET)
     return org
 
 
@@ -53,15 +51,7 @@ def _signed_generic(
 ) -> Organization:
     """The organization, once the request is proven to come from it (before the body is read
     as a call: an unsigned request learns nothing about the payload's shape)."""
-    organization = _organization(session, org)
-    secret = service.secrets_of(organization).get("webhook_secret")
-    if not isinstance(secret, str) or not secret:
-        raise Unauthorized(_NO_SECRET)
-    try:
-        check_generic(secret, x_tally_timestamp, x_tally_signature, body, time.time())
-    except BadSignature as error:
-        raise Unauthorized(str(error)) from None
-    return organization
+    return service.signed_by(session, org, x_tally_timestamp, x_tally_signature, body)
 
 
 @router.post(
@@ -110,7 +100,7 @@ def twilio_webhook(
     organization = _organization(session, org)
     token = service.secrets_of(organization).get("twilio_auth_token")
     if not isinstance(token, str) or not token:
-        raise Unauthorized(_NO_SECRET)
+        raise Unauthorized(service.NO_SECRET)
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=500)

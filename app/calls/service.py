@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -17,7 +18,8 @@ from sqlalchemy.orm import Session
 from app.activities import store
 from app.activities.dedupe import duplicate_call
 from app.calls.schemas import GenericCall, WebhookResult
-from app.errors import Unprocessable
+from app.calls.signatures import BadSignature, check_generic
+from app.errors import Unauthorized, Unprocessable
 from app.models import (
     Activity,
     ActivityType,
@@ -64,6 +66,8 @@ def holds_number(column: Any, number: str) -> Any:
 
 # --- secrets ----------------------------------------------------------------------------------
 
+NO_SECRET = "unknown organization, or it has no secret for this webhook"
+
 
 def secrets_of(org: Organization) -> dict[str, Any]:
     """The organization's telephony secrets; {} when none is set or they cannot be read."""
@@ -74,6 +78,23 @@ def secrets_of(org: Organization) -> dict[str, Any]:
     except SecretUnreadable:
         log.warning("telephony_secret_unreadable", org_id=org.id)
         return {}
+
+
+def signed_by(
+    session: Session, org_id: int, timestamp: str | None, signature: str | None, body: bytes
+) -> Organization:
+    """The organization whose webhook secret signed `body` (the generic scheme of
+    docs/telephony.md, shared by the chat ingest); Unauthorized otherwise, the same answer
+    for an unknown organization and one without a secret."""
+    organization = session.get(Organization, org_id)
+    secret = secrets_of(organization).get("webhook_secret") if organization else None
+    if organization is None or not isinstance(secret, str) or not secret:
+        raise Unauthorized(NO_SECRET)
+    try:
+        check_generic(secret, timestamp, signature, body, time.time())
+    except BadSignature as error:
+        raise Unauthorized(str(error)) from None
+    return organization
 
 
 # --- payloads ---------------------------------------------------------------------------------

@@ -3,19 +3,17 @@ and the organization's chat settings."""
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
 from app import ratelimit
 from app.access import require_role
-from app.calls.service import secrets_of
-from app.calls.signatures import BadSignature, check_generic
+from app.calls.service import signed_by
 from app.chat import schemas, service
 from app.deps import Credentials, CurrentUser, SessionDep, current_user
 from app.errors import Forbidden, Unauthorized
-from app.models import Organization, Role
+from app.models import Role
 from app.schemas import MAX_ID
 from connectors.chat import ChatMessage
 
@@ -24,7 +22,6 @@ router = APIRouter(tags=["chat"])
 # Failures only, as the telephony webhooks: chat tools post from shared addresses, so one
 # organization's stale secret must not slow the others' signed deliveries.
 OpenLimit = Depends(ratelimit.open_endpoint(401))
-_NO_SECRET = "unknown organization, or it has no webhook secret"
 
 
 async def _raw_body(request: Request) -> bytes:
@@ -58,15 +55,7 @@ def _sender_org(
         return caller.org_id
     if org is None:
         raise Unauthorized("send an admin API key, or sign the request and name ?org=")
-    organization = session.get(Organization, org)
-    secret = secrets_of(organization).get("webhook_secret") if organization else None
-    if not isinstance(secret, str) or not secret:
-        raise Unauthorized(_NO_SECRET)
-    try:
-        check_generic(secret, x_tally_timestamp, x_tally_signature, body, time.time())
-    except BadSignature as error:
-        raise Unauthorized(str(error)) from None
-    return org
+    return signed_by(session, org, x_tally_timestamp, x_tally_signature, body).id
 
 
 @router.post(
