@@ -129,6 +129,22 @@ class Settings(BaseSettings):
     # the token of the Pub/Sub push URL and the key of Calendar channel tokens; unset = no push
     google_push_token: SecretStr | None = None
 
+    # Slack (docs/slack.md): the app's OAuth client; empty client id = only pasted bot tokens
+    slack_client_id: str = ""
+    slack_client_secret: SecretStr | None = None
+    slack_api_url: str | None = None  # Web API base ending in "/"; unset: https://slack.com/api/
+    slack_authorize_url: str = "https://slack.com/oauth/v2/authorize"
+    slack_user_scopes: bool = True  # ask the installer for their own DMs with outside people
+    # Slack's tiers per method per workspace (Tier 2: 20, 3: 50, 4: 100 a minute); a
+    # commercially distributed app outside the Marketplace gets 1 history call a minute and
+    # 15 messages a page: set these to 1 and 15 for one
+    slack_window_seconds: float = Field(60.0, gt=0)
+    slack_history_per_minute: int | None = Field(None, ge=1)
+    slack_history_page: int = Field(200, ge=1, le=999)
+    slack_max_wait_seconds: float = Field(30.0, ge=0)  # longer Retry-After: wait outside
+    slack_thread_days: int = Field(7, ge=0, le=90)  # threads asked again for late replies
+    slack_timeout_seconds: int = Field(30, ge=1)
+
     # the largest request body accepted (bytes); a larger one is a 413 (docs/operations.md)
     max_body_bytes: int = Field(1_048_576, ge=1024)
 

@@ -24,6 +24,9 @@ class Provider:
     # POST /connections/{id}/backfill reaches further back: every connector of the provider
     # fetches only the older stretch (connectors.base.WidensHistory; tests check they agree)
     widens: bool = False
+    # made by its OAuth consent and also with POST /connections, its secret fields given
+    # (Slack: a private app's bot token pasted by an admin)
+    pasted: bool = False
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -46,6 +49,11 @@ PROVIDERS: dict[str, Provider] = {
         Provider("gmail", scheduled=True, consent="google", widens=True),
         Provider("google_calendar", scheduled=True, consent="google", widens=True),
         Provider("microsoft", scheduled=True, consent="microsoft", widens=True),
+        # a workspace, installed once by an admin (OAuth) or a private app's bot token
+        # pasted (docs/slack.md); activities go to whoever wrote, not to its owner
+        Provider(
+            "slack", scheduled=True, consent="slack", secret_fields=("bot_token",), pasted=True
+        ),
         Provider("import", scheduled=False, cli_only=True),
     )
 }
@@ -72,7 +80,7 @@ def endpoint_fields(name: str) -> tuple[str, ...]:
 def not_made_by_the_api(name: str) -> str | None:
     """Why a connection of this provider cannot be created with POST /connections, if so."""
     provider = PROVIDERS[name]
-    if provider.consent is not None:
+    if provider.consent is not None and not provider.pasted:
         return (
             f"{name} connections are created by the OAuth flow: "
             f"GET /api/v1/connections/oauth/{provider.consent}/start"

@@ -83,7 +83,7 @@ def provider_modules() -> set[str]:
 
 def test_the_walk_sees_the_code() -> None:
     assert len(list(sources(APP))) > 20 and len(list(sources(CONNECTORS))) >= 4
-    assert {"connectors.imap", "connectors.files"} <= provider_modules()
+    assert {"connectors.imap", "connectors.files", "connectors.slack"} <= provider_modules()
     registry = APP / "sync" / "registry.py"
     found = {m for _, m in imported(registry, ast.parse(registry.read_text()))}
     assert "connectors.imap" in found and "app.models" in found

@@ -55,6 +55,8 @@ def _guard(provider: str, config: dict[str, Any]) -> None:
     they connect. A name that does not resolve now is saved: the sync will say so."""
     if provider == "imap":
         host, port = str(config["host"]), int(config.get("port") or 993)
+    elif provider != "caldav":
+        return  # the others talk to their provider's fixed address (settings)
     else:
         url = urlsplit(str(config["url"]))
         try:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from sqlalchemy.orm import Session
 
 from app.connections import changes
@@ -18,7 +19,7 @@ from app.schemas import Day, Id
 IMAP_ENDPOINT = endpoint_fields("imap")
 CALDAV_ENDPOINT = endpoint_fields("caldav")
 
-Provider = Literal["imap", "caldav", "gmail", "google_calendar", "microsoft", "import"]
+Provider = Literal["imap", "caldav", "gmail", "google_calendar", "microsoft", "slack", "import"]
 
 # What one connection may ask for. A sync reads each folder or calendar it names every run,
 # and says so in the logs when one is missing: 100 is far above any real mailbox's need
@@ -116,10 +117,45 @@ class CaldavConfigUpdate(_NeedsPassword):
     calendars: list[Name] | None = Field(None, max_length=MAX_NAMES)
 
 
+BOT_TOKEN = r"^xoxb-[A-Za-z0-9-]+$"
+
+
+def _bot_token(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and not re.fullmatch(BOT_TOKEN, value.get_secret_value()):
+        raise ValueError("a Slack bot token is xoxb- and letters, digits or - (docs/slack.md)")
+    return value
+
+
+# a private Slack app's bot token (about 60 characters); SecretStr takes no `pattern`, so
+# the schema states it and the validator holds it
+BotToken = Annotated[
+    SecretStr,
+    Field(min_length=10, max_length=500, json_schema_extra={"pattern": BOT_TOKEN}),
+    AfterValidator(_bot_token),
+]
+
+
+class SlackConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bot_token: BotToken = Field(
+        description="write-only: the bot token (xoxb-…) of the workspace's own Slack app "
+        "(docs/slack.md); stored encrypted, never returned. Or install Tally's app: GET "
+        "/connections/oauth/slack/start"
+    )
+
+
+class SlackConfigUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bot_token: BotToken | None = Field(None, description="write-only: a new bot token")
+
+
 # provider -> (the config of POST /connections, the config of PATCH /connections/{id})
 CONFIG_MODELS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "imap": (ImapConfig, ImapConfigUpdate),
     "caldav": (CaldavConfig, CaldavConfigUpdate),
+    "slack": (SlackConfig, SlackConfigUpdate),
 }
 
 
@@ -147,7 +183,8 @@ def _body_per_provider(schema: dict[str, Any]) -> None:
     properties["config"] = {"type": "object", "description": "the provider's settings"}
     properties["provider"] = {
         "enum": list(CONFIG_MODELS),
-        "description": "imap or caldav; gmail, google_calendar and microsoft connections "
+        "description": "imap, caldav or slack (a pasted bot token; or GET "
+        "/connections/oauth/slack/start); gmail, google_calendar and microsoft connections "
         "come from GET /connections/oauth/{google|microsoft}/start, imports from `tally "
         "import` (both answered 400 here)",
     }

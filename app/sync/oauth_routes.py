@@ -1,4 +1,4 @@
-"""The OAuth consent routes shared by every OAuth provider (Google, Microsoft).
+"""The OAuth consent routes shared by every OAuth provider (Google, Microsoft, Slack).
 
 `start` is called with the user's API key and answers the provider's consent URL (or
 redirects there); the provider sends the browser back to `callback`, which needs no API key:
@@ -60,7 +60,8 @@ def _client(name: str) -> OAuthClient:
 
 @router.get(
     "/connections/oauth/{name}/start",
-    summary="Start connecting a Google or Microsoft account: the consent URL (or a redirect)",
+    summary="Start connecting a Google or Microsoft account or a Slack workspace: the consent "
+    "URL (or a redirect)",
     response_model=OAuthStart,
     responses={
         307: {"description": "redirect to the consent page (redirect=true)"},

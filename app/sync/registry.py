@@ -8,6 +8,7 @@ from app.config import settings
 from app.models import Connection
 from app.sync.google import google_connectors, google_oauth
 from app.sync.microsoft import microsoft_connectors, microsoft_oauth
+from app.sync.slack import slack_connectors, slack_oauth
 from connectors.base import Connector
 from connectors.calendar.caldav import CalDavConnector
 from connectors.imap import ImapConnector
@@ -17,13 +18,15 @@ __all__ = ["build_connectors", "oauth_client"]
 
 
 def oauth_client(name: str) -> OAuthClient | None:
-    """The OAuth client of `name` ("google", "microsoft"), None when unknown or when the
+    """The OAuth client of `name` ("google", "microsoft", "slack"), None when unknown or when the
     instance has no client id for it."""
     match name:
         case "microsoft":
             return microsoft_oauth()
         case "google":
             return google_oauth()
+        case "slack":
+            return slack_oauth()
         case _:
             return None
 
@@ -65,5 +68,7 @@ def build_connectors(connection: Connection, secret: dict[str, Any]) -> list[Con
             return microsoft_connectors(connection, secret)
         case "gmail" | "google_calendar":
             return google_connectors(connection, secret)
+        case "slack":
+            return slack_connectors(connection, secret)
         case _:
             return []

@@ -30,6 +30,7 @@ from app.models import utcnow
 from app.observability import SYNC_MESSAGES, SYNC_RUNS
 from app.security import SecretUnreadable
 from app.sync.registry import build_connectors
+from app.sync.slack import ChatPage, ingest_chat_page
 from connectors.base import (
     Connector,
     ConnectorError,
@@ -110,7 +111,10 @@ def _pull_pages(lease: leases.Lease, connector: Connector) -> None:
                 listing.add(page)
             with session_scope(WORKER) as session:
                 connection = leases.leased(session, lease)
-                result = ingest_page(session, connection, page, directory, known)
+                if isinstance(page, ChatPage):  # one channel's chat messages (app.chat)
+                    result = ingest_chat_page(session, connection, page)
+                else:
+                    result = ingest_page(session, connection, page, directory, known)
                 if page.cursor is not None:  # reassign: JSON columns do not track in-place edits
                     connection.cursors = {**connection.cursors, connector.name: page.cursor}
                 fresh = _fresh_secret(connector)
@@ -209,7 +213,7 @@ def _finish(lease: leases.Lease, error: Exception | None, cursor_key: str | None
                 log.warning("sync_failed", connection_id=connection.id, error=connection.last_error)
             leases.take_changes(session, connection, now=utcnow())
             # what the run brought (activities, a broken connection) shows in alerts soon
-            jobs.mark_due(session, connection.org_id, "alerts")
+            jobs.mark_due(session, connection.org_id, jobs.ALERTS)
     except leases.LeaseLost:
         return  # deleted, changed or taken over: nothing of ours to record
 

@@ -22,6 +22,7 @@ def test_the_api_names_exactly_the_providers_of_the_table() -> None:
         ("gmail", True, "google", (), "oauth/google/start"),
         ("google_calendar", True, "google", (), "oauth/google/start"),
         ("microsoft", True, "microsoft", (), "oauth/microsoft/start"),
+        ("slack", True, "slack", ("bot_token",), None),  # installed, or a bot token pasted
         ("import", False, None, (), "tally import"),
     ],
 )
@@ -35,10 +36,17 @@ def test_each_provider(
     assert (message is None) if refusal is None else (refusal in (message or ""))
 
 
+def test_a_slack_token_goes_only_where_the_instance_says() -> None:
+    """No connection setting moves it: the Web API address is the instance's (settings)."""
+    assert providers.endpoint_fields("slack") == ()
+    assert not set(providers.PROVIDERS["slack"].secret_fields) - {"bot_token"}
+
+
 def test_a_consent_creates_all_of_its_providers() -> None:
     assert providers.CONSENTS == {
         "google": ("gmail", "google_calendar"),
         "microsoft": ("microsoft",),
+        "slack": ("slack",),
     }
 
 
@@ -64,6 +72,7 @@ def test_the_table_says_which_providers_reach_further_back_as_their_connectors_d
     from connectors.google import GmailConnector, GoogleCalendarConnector
     from connectors.imap import ImapConnector
     from connectors.microsoft import GraphCalendarConnector, GraphMailConnector
+    from connectors.slack import SlackConnector
 
     made: dict[str, tuple[type, ...]] = {  # what app/sync/registry.py builds for each
         "imap": (ImapConnector,),
@@ -71,6 +80,7 @@ def test_the_table_says_which_providers_reach_further_back_as_their_connectors_d
         "gmail": (GmailConnector,),
         "google_calendar": (GoogleCalendarConnector,),
         "microsoft": (GraphMailConnector, GraphCalendarConnector),
+        "slack": (SlackConnector,),
     }
     assert set(made) == providers.SCHEDULED
     for name, classes in made.items():
