@@ -27,6 +27,7 @@ class Provider:
     # made by its OAuth consent and also with POST /connections, its secret fields given
     # (Slack: a private app's bot token pasted by an admin)
     pasted: bool = False
+    chat: bool = False  # it captures chat messages (app/chat): the connection lists its channels
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -52,7 +53,12 @@ PROVIDERS: dict[str, Provider] = {
         # a workspace, installed once by an admin (OAuth) or a private app's bot token
         # pasted (docs/slack.md); activities go to whoever wrote, not to its owner
         Provider(
-            "slack", scheduled=True, consent="slack", secret_fields=("bot_token",), pasted=True
+            "slack",
+            scheduled=True,
+            consent="slack",
+            secret_fields=("bot_token",),
+            pasted=True,
+            chat=True,
         ),
         Provider("import", scheduled=False, cli_only=True),
     )

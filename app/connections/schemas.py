@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.chat.models import ChatChannel, ChatMessageRow
 from app.connections import changes
 from app.connections.changes import pending_view
 from app.models import Connection, ConnectionChange, ConnectionStatus, utcnow
-from app.providers import endpoint_fields
+from app.providers import PROVIDERS, endpoint_fields
 from app.schemas import Day, Id
 
 IMAP_ENDPOINT = endpoint_fields("imap")
@@ -234,6 +236,13 @@ class Stats(BaseModel):
     activities_created: int
 
 
+class ChannelRead(BaseModel):
+    source: str = Field(description="e.g. slack")
+    channel_id: str = Field(description="the source's own id of the channel")
+    messages: int = Field(description="messages captured from it")
+    last_message_at: datetime | None
+
+
 class ConnectionRead(BaseModel):
     id: int
     user_id: int
@@ -262,10 +271,21 @@ class ConnectionRead(BaseModel):
         "`config.deviations`); empty when it counts exactly"
     )
     stats: Stats
+    channels: list[ChannelRead] | None = Field(
+        None,
+        description="a chat connection (slack): the channels it has captured messages from, "
+        "with how many and the latest, most recent first (at most 1,000); null for mail and "
+        "calendar connections",
+    )
     created_at: datetime
 
     @classmethod
-    def of(cls, connection: Connection, waiting: Sequence[ConnectionChange] = ()) -> ConnectionRead:
+    def of(
+        cls,
+        connection: Connection,
+        waiting: Sequence[ConnectionChange] = (),
+        channels: list[ChannelRead] | None = None,
+    ) -> ConnectionRead:
         """The connection with the changes that wait for it (changes.py) applied."""
         view = pending_view(connection, waiting)
         status = view.status or current_status(connection, now=utcnow())
@@ -290,14 +310,52 @@ class ConnectionRead(BaseModel):
                 events_seen=connection.events_seen,
                 activities_created=connection.activities_created,
             ),
+            channels=channels,
             created_at=connection.created_at,
         )
 
 
+MAX_CHANNELS_SHOWN = 1000
+
+
+def _channels(session: Session, connection_ids: list[int]) -> dict[int, list[ChannelRead]]:
+    """The channels of these chat connections, from what app/chat stored (one query)."""
+    if not connection_ids:
+        return {}
+    rows = session.execute(
+        select(
+            ChatChannel.connection_id,
+            ChatChannel.source,
+            ChatChannel.channel_id,
+            func.count(ChatMessageRow.id),
+            func.max(ChatMessageRow.sent_at),
+        )
+        .outerjoin(ChatMessageRow, ChatMessageRow.channel_pk == ChatChannel.id)
+        .where(ChatChannel.connection_id.in_(connection_ids))
+        .group_by(
+            ChatChannel.id, ChatChannel.connection_id, ChatChannel.source, ChatChannel.channel_id
+        )
+        .order_by(func.max(ChatMessageRow.sent_at).desc().nulls_last(), ChatChannel.channel_id)
+    ).all()
+    found: dict[int, list[ChannelRead]] = {c: [] for c in connection_ids}
+    for connection_id, source, channel_id, count, latest in rows:
+        shown = found.get(connection_id or 0)
+        if shown is not None and len(shown) < MAX_CHANNELS_SHOWN:
+            shown.append(
+                ChannelRead(
+                    source=source, channel_id=channel_id, messages=count, last_message_at=latest
+                )
+            )
+    return found
+
+
 def read(session: Session, connections: Sequence[Connection]) -> list[ConnectionRead]:
-    """As readers see them: with the changes queued for them (changes.py), in one query."""
+    """As readers see them: with the changes queued for them (changes.py) and, for a chat
+    connection, its channels, in one query each."""
     waiting = changes.pending(session, [c.id for c in connections])
-    return [ConnectionRead.of(c, waiting.get(c.id, ())) for c in connections]
+    chats = [c.id for c in connections if getattr(PROVIDERS.get(c.provider), "chat", False)]
+    channels = _channels(session, chats)
+    return [ConnectionRead.of(c, waiting.get(c.id, ()), channels.get(c.id)) for c in connections]
 
 
 def plain_config(model: BaseModel) -> dict[str, Any]:

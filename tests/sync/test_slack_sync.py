@@ -111,6 +111,9 @@ def test_install_then_chats_with_customers_become_conversations(workspace: Works
         read = channels(session.get_one(Connection, workspace.connection_id))
     assert [(c["id"], c["name"], c["kind"]) for c in read] == [("C1", "x", "public_channel")]
     assert read[0]["synced_to"] is not None
+    [shown] = state["channels"]  # GET /connections/{id}: what was captured, per channel
+    assert (shown["source"], shown["channel_id"], shown["messages"]) == ("slack", "C1", 7)
+    assert shown["last_message_at"] is not None
 
     workspace.talk(time.time() - 60, 1)  # the incremental sync
     workspace.org.sync(workspace.connection_id)
