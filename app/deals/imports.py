@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app import jobs
 from app.db import get_database, session_scope
 from app.deals import schemas, service
 from app.deals.mapping import Mapping, MappingError, RowDeal, RowError, key, parse_row
@@ -266,6 +267,8 @@ def _import_batch(
             report.refused.append(Refusal(line, external_id, _reason(error)))
             continue
         setattr(report, outcome, getattr(report, outcome) + 1)
+    # once per batch, not per deal: the alert job reads the whole organization anyway
+    jobs.mark_due(session, context.org_id, jobs.ALERTS)
 
 
 def _import_row(

@@ -5,7 +5,6 @@ calls it directly. Engine errors are AppErrors (404, 409, 422) whose message nam
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 
 from app import jobs
 from app.access import visible_user, visible_user_ids
@@ -37,22 +36,6 @@ from app.models import (
 from app.webhooks.outbox import announce
 
 Change = tuple[str, Any, Any]  # (field, old, new) as the history keeps them
-
-# organizations whose alert job this transaction has asked for already (keyed weakly by the
-# innermost transaction, so a savepoint rolled back is asked again)
-_asked: weakref.WeakKeyDictionary[SessionTransaction, set[int]] = weakref.WeakKeyDictionary()
-
-
-def _alerts_due(session: Session, org_id: int) -> None:
-    """Have the alert job re-evaluate the organization soon (app/jobs.py), once per
-    transaction: a CSV import writes hundreds of deals in one, and each ask costs 0.5 ms on
-    SQLite, 1 ms on PostgreSQL (measured)."""
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    asked = _asked.setdefault(transaction, set()) if transaction is not None else set()
-    if org_id not in asked:
-        jobs.mark_due(session, org_id, jobs.ALERTS)
-        asked.add(org_id)
-
 
 # ---- the engine: no caller ----
 
@@ -112,7 +95,6 @@ def create_deal(
     history.record(
         session, deal, [(history.CREATED, None, snapshot(state))], by_user_id=by_user_id, at=now
     )
-    _alerts_due(session, org_id)
     session.flush()
     return deal
 
@@ -150,7 +132,6 @@ def apply_update(
     if "contact_ids" in changed:
         _set_contacts(session, deal, state["contact_ids"])
     history.record(session, deal, changes, by_user_id=by_user_id, at=now)
-    _alerts_due(session, deal.org_id)
     session.flush()
     return changes
 
@@ -163,7 +144,6 @@ def delete_deal(session: Session, deal: Deal, *, by_user_id: int | None) -> None
         [(history.DELETED, snapshot(state_of(session, deal)), None)],
         by_user_id=by_user_id,
     )
-    _alerts_due(session, deal.org_id)
     session.delete(deal)
     session.flush()
 
@@ -264,6 +244,7 @@ def _announce_closing(session: Session, deal: Deal, before: str | None, caller: 
 def create_for(session: Session, caller: User, data: schemas.DealCreate) -> Deal:
     _may_own(session, caller, data.owner_id)
     deal = create_deal(session, caller.org_id, data, by_user_id=caller.id)
+    jobs.mark_due(session, caller.org_id, jobs.ALERTS)  # alerts follow within a minute
     _announce_closing(session, deal, None, caller)
     return deal
 
@@ -274,9 +255,11 @@ def update_for(session: Session, caller: User, deal_id: int, data: schemas.DealU
         _may_own(session, caller, data.owner_id)
     before = deal.status
     update_deal(session, deal, data, by_user_id=caller.id)
+    jobs.mark_due(session, caller.org_id, jobs.ALERTS)
     _announce_closing(session, deal, before, caller)
     return deal
 
 
 def delete_for(session: Session, caller: User, deal_id: int) -> None:
     delete_deal(session, visible_deal(session, caller, deal_id), by_user_id=caller.id)
+    jobs.mark_due(session, caller.org_id, jobs.ALERTS)
