@@ -145,6 +145,10 @@ class Settings(BaseSettings):
     slack_thread_days: int = Field(7, ge=0, le=90)  # threads asked again for late replies
     slack_timeout_seconds: int = Field(30, ge=1)
 
+    # a delivered or failed-for-good webhook delivery stays in its log this many days after it
+    # settled, then is deleted (app/webhooks/prune.py); pending ones are kept whatever their age
+    webhook_retention_days: int = Field(30, ge=1)
+
     # the largest request body accepted (bytes); a larger one is a 413 (docs/operations.md)
     max_body_bytes: int = Field(1_048_576, ge=1024)
 

@@ -32,6 +32,7 @@ ORG_JOBS = cast(Table, OrgJob.__table__)
 # the jobs, by the name their rows carry
 ALERTS = "alerts"
 WEBHOOKS = "webhooks"
+WEBHOOKS_PRUNE = "webhooks_prune"  # the deliveries log kept its retention (app/webhooks/prune.py)
 CHAT = "chat"  # chat conversations derived again after a directory change (app/chat/job.py)
 # one process's name, as the sync worker's lease owner is written
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

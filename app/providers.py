@@ -28,6 +28,13 @@ class Provider:
     # (Slack: a private app's bot token pasted by an admin)
     pasted: bool = False
     chat: bool = False  # it captures chat messages (app/chat): the connection lists its channels
+    # the config field a consent fills that tells one user's accounts apart: a consent for
+    # the same value reconnects that connection, another value makes another one
+    identity: str = "account"
+    # the account is an organization's (a Slack workspace): its first connection, made by an
+    # admin, reads everything shared; a later install by another member reads only what
+    # their own token sees (config `own_only`) (docs/slack.md)
+    workspace: bool = False
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -59,6 +66,8 @@ PROVIDERS: dict[str, Provider] = {
             secret_fields=("bot_token",),
             pasted=True,
             chat=True,
+            identity="team_id",
+            workspace=True,
         ),
         Provider("import", scheduled=False, cli_only=True),
     )

@@ -5,8 +5,9 @@ is synced by one worker at a time however many processes tick; the re-evaluation
 each organization's run the same way (app/activities/reevaluate.py), and the alert job each
 organization's evaluation (app/alerts/job.py), the chat job each organization's conversations
 after a directory change (app/chat/job.py), webhook delivery each organization's queue
-(app/webhooks/delivery.py); the statistics job
-analyzes only what changed, under an advisory lock on PostgreSQL (app/statistics.py).
+(app/webhooks/delivery.py) and, hourly, its log's pruning (app/webhooks/prune.py); the
+statistics job analyzes only what changed, under an advisory lock on PostgreSQL
+(app/statistics.py).
 """
 
 from __future__ import annotations

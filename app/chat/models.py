@@ -31,6 +31,12 @@ class ChatChannel(Base):
     connection_id: Mapped[int | None] = mapped_column(
         ForeignKey("connections.id", ondelete="SET NULL"), index=True
     )
+    # as the source last showed them (#acme-deal, the person of a DM); NULL: never said
+    name: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str | None] = mapped_column(String(32))
+    # everything the channel had up to then is stored (a connector that reads whole
+    # channels says so); NULL: not known, e.g. during its first backfill
+    synced_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

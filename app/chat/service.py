@@ -63,14 +63,26 @@ def ingest(
     messages: Sequence[ChatMessage],
     participants: Sequence[str] = (),
     connection_id: int | None = None,
+    name: str | None = None,
+    kind: str | None = None,
+    synced_to: datetime | None = None,
 ) -> IngestResult:
     """Store `messages` of one channel and re-derive its conversations around them.
     `participants`: e-mail addresses of the channel's members (senders are members anyway;
-    only writers count). Flushes, never commits: one caller transaction per call.
+    only writers count). `name`, `kind`, `synced_to`: what the source says of the channel
+    (kept when None). Flushes, never commits: one caller transaction per call.
     Raises Unprocessable (422) on an id, source or time the tables cannot hold."""
     _check(source, channel_id, messages)
     directory = directories.current(session, org_id, None)
-    channel_pk = lock_channel(session, org_id, source, channel_id, connection_id)
+    about = {"name": name and name[:200], "kind": kind and kind[:32], "synced_to": synced_to}
+    channel_pk = lock_channel(
+        session,
+        org_id,
+        source,
+        channel_id,
+        connection_id,
+        about={k: v for k, v in about.items() if v is not None},
+    )
     _store_participants(session, channel_pk, participants, messages)
     batch: dict[str, ChatMessage] = {}
     for message in messages:
@@ -129,10 +141,17 @@ def _utc(moment: datetime) -> datetime:
 
 
 def lock_channel(
-    session: Session, org_id: int, source: str, channel_id: str, connection_id: int | None
+    session: Session,
+    org_id: int,
+    source: str,
+    channel_id: str,
+    connection_id: int | None,
+    *,
+    about: dict[str, Any] | None = None,
 ) -> int:
     """The channel's row, created if new and locked to the end of the transaction (an
-    UPDATE: a row lock on PostgreSQL, the database's write lock on SQLite)."""
+    UPDATE: a row lock on PostgreSQL, the database's write lock on SQLite); `about` sets its
+    name, kind or synced_to on the way."""
     identity = {"org_id": org_id, "source": source, "channel_id": channel_id}
     now = utcnow()
     insert_ignore(
@@ -142,7 +161,7 @@ def lock_channel(
         ["org_id", "source", "channel_id"],
         shared=identity,
     )
-    values: dict[str, Any] = {"updated_at": now}
+    values: dict[str, Any] = {"updated_at": now, **(about or {})}
     if connection_id is not None:
         values["connection_id"] = connection_id
     statement = (

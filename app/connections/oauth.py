@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session
 
 from app.access import require_role, visible_user
 from app.connections import service
-from app.errors import BadRequest
-from app.models import Connection, OAuthFlow, Role, User
+from app.errors import BadRequest, Forbidden
+from app.models import Connection, ConnectionStatus, OAuthFlow, Role, User
+from app.providers import PROVIDERS
 from app.security import SecretUnreadable, decrypt_secret, encrypt_secret
 
 FLOW_TTL = timedelta(minutes=15)
@@ -104,15 +105,18 @@ def connect(
 ) -> Connection:
     """The user's connection to `account` at `provider`: created, or (a reconnect) given the
     new secret and configuration, its error cleared, and due at once. Cursors are kept, so a
-    reconnect resumes where the last sync stopped."""
-    existing = [
-        c
-        for c in session.scalars(
-            select(Connection).where(Connection.user_id == user.id, Connection.provider == provider)
-        )
-        if c.config.get("account") == account
-    ]
+    reconnect resumes where the last sync stopped. An organization's account (a Slack
+    workspace) goes through `_workspace` first."""
+    kind = PROVIDERS.get(provider)
+    key = kind.identity if kind else "account"
     config = {**config, "account": account}
+    existing = _of(session, provider, key, config, Connection.user_id == user.id)
+    if not existing and kind is not None and kind.workspace:
+        reader = _workspace(session, user, provider, key, config, secret)
+        if isinstance(reader, Connection):
+            existing = [reader]
+        elif reader == OWN_ONLY:
+            config = {**config, "own_only": True}
     if existing:
         # a run under way holds the old tokens: stopped, or it could write a rotated one over
         # the new consent's secret; queued if a worker holds the row (changes.py)
@@ -129,3 +133,64 @@ def connect(
     service.requeue(connection)
     session.flush()
     return connection
+
+
+OWN_ONLY = "own_only"
+ALL = "all"
+
+
+def _workspace(
+    session: Session,
+    user: User,
+    provider: str,
+    key: str,
+    config: dict[str, Any],
+    secret: dict[str, Any],
+) -> Connection | str:
+    """Who reads an organization's account that this user has no connection to yet. Its
+    first install must be an admin's (it counts every member's shared conversations) and
+    becomes the account's connection (ALL). An account already read by a working connection
+    gets a second one for what this user's own token sees, their DMs (OWN_ONLY); one whose
+    connection is broken (revoked, or its owner left) is taken over by the admin who
+    installs again: returned, handed to them, its cursors kept, nothing read twice."""
+    every = _of(session, provider, key, config, Connection.org_id == user.org_id)
+    readers = [c for c in every if not c.config.get("own_only")]
+    if not readers:
+        if user.role != Role.admin:
+            raise Forbidden(
+                f"an admin installs {provider} for the organization first: it counts every "
+                "member's conversations (docs/slack.md)"
+            )
+        return ALL
+    working = [c for c in readers if not _broken(session, c)]
+    if working or user.role != Role.admin:
+        if not secret.get("user_token"):
+            raise BadRequest(
+                f"this {provider} workspace is already connected; an install of your own "
+                "reads your direct messages, which needs the user scopes you did not grant"
+            )
+        return OWN_ONLY
+    broken = readers[0]
+    broken.user_id = user.id
+    return broken
+
+
+def _of(
+    session: Session,
+    provider: str,
+    key: str,
+    config: dict[str, Any],
+    whose: ColumnElement[bool],
+) -> list[Connection]:
+    """`whose` connections at `provider` to the account `config[key]` names."""
+    found = session.scalars(select(Connection).where(whose, Connection.provider == provider))
+    return [c for c in found if c.config.get(key) == config.get(key)]
+
+
+def _broken(session: Session, connection: Connection) -> bool:
+    owner = session.get(User, connection.user_id)
+    return (
+        connection.status == ConnectionStatus.needs_reconnect
+        or owner is None
+        or owner.deactivated_at is not None
+    )

@@ -239,8 +239,17 @@ class Stats(BaseModel):
 class ChannelRead(BaseModel):
     source: str = Field(description="e.g. slack")
     channel_id: str = Field(description="the source's own id of the channel")
+    name: str | None = Field(
+        description="as the source shows it (a Slack channel's name; a direct message: the "
+        "other person's address); null until the source says"
+    )
+    kind: str | None = Field(description="Slack: public_channel, private_channel, im or mpim")
     messages: int = Field(description="messages captured from it")
     last_message_at: datetime | None
+    synced_to: datetime | None = Field(
+        description="every message the channel had up to this moment is captured; null while "
+        "its first backfill runs"
+    )
 
 
 class ConnectionRead(BaseModel):
@@ -327,23 +336,30 @@ def _channels(session: Session, connection_ids: list[int]) -> dict[int, list[Cha
             ChatChannel.connection_id,
             ChatChannel.source,
             ChatChannel.channel_id,
+            ChatChannel.name,
+            ChatChannel.kind,
+            ChatChannel.synced_to,
             func.count(ChatMessageRow.id),
             func.max(ChatMessageRow.sent_at),
         )
         .outerjoin(ChatMessageRow, ChatMessageRow.channel_pk == ChatChannel.id)
         .where(ChatChannel.connection_id.in_(connection_ids))
-        .group_by(
-            ChatChannel.id, ChatChannel.connection_id, ChatChannel.source, ChatChannel.channel_id
-        )
+        .group_by(ChatChannel.id)  # its other columns depend on it (PostgreSQL allows them)
         .order_by(func.max(ChatMessageRow.sent_at).desc().nulls_last(), ChatChannel.channel_id)
     ).all()
     found: dict[int, list[ChannelRead]] = {c: [] for c in connection_ids}
-    for connection_id, source, channel_id, count, latest in rows:
+    for connection_id, source, channel_id, name, kind, synced_to, count, latest in rows:
         shown = found.get(connection_id or 0)
         if shown is not None and len(shown) < MAX_CHANNELS_SHOWN:
             shown.append(
                 ChannelRead(
-                    source=source, channel_id=channel_id, messages=count, last_message_at=latest
+                    source=source,
+                    channel_id=channel_id,
+                    name=name,
+                    kind=kind,
+                    messages=count,
+                    last_message_at=latest,
+                    synced_to=synced_to,
                 )
             )
     return found

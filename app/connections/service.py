@@ -45,7 +45,9 @@ def split_secret(provider: str, config: dict[str, Any]) -> tuple[dict[str, Any],
 def create(
     session: Session, caller: User, *, user_id: int, provider: str, config: dict[str, Any]
 ) -> Connection:
-    if user_id != caller.id:
+    kind = providers.PROVIDERS.get(provider)
+    if user_id != caller.id or (kind is not None and kind.workspace):
+        # a workspace's bot token reads every member's shared conversations: an admin's
         require_role(caller, Role.admin)
     owner = visible_user(session, caller, user_id)
     require_active(owner)

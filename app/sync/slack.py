@@ -19,10 +19,9 @@ from connectors.slack import (
     SlackApp,
     SlackConnector,
     SlackOAuth,
-    channels_of,
 )
 
-__all__ = ["ChatPage", "channels", "ingest_chat_page", "slack_connectors", "slack_oauth"]
+__all__ = ["ChatPage", "ingest_chat_page", "slack_connectors", "slack_oauth"]
 
 
 def limits() -> Limits:
@@ -52,6 +51,9 @@ def slack_connectors(connection: Connection, secret: dict[str, Any]) -> list[Con
     token = str(secret.get("bot_token") or "")
     if not token:
         raise AuthExpired("no Slack bot token is stored: install the app again")
+    own_only = bool(connection.config.get("own_only"))
+    if own_only and not secret.get("user_token"):
+        raise AuthExpired("no Slack user token is stored: install the app again for your DMs")
     return [
         SlackConnector(
             token,
@@ -60,6 +62,7 @@ def slack_connectors(connection: Connection, secret: dict[str, Any]) -> list[Con
             limits=limits(),
             timeout=settings.slack_timeout_seconds,
             thread_days=settings.slack_thread_days,
+            own_only=own_only,
         )
     ]
 
@@ -76,6 +79,9 @@ def ingest_chat_page(session: Session, connection: Connection, page: ChatPage) -
         messages=page.chat,
         participants=page.participants,
         connection_id=connection.id,
+        name=page.channel_name,
+        kind=page.channel_kind,
+        synced_to=page.synced_to,
     )
     connection.messages_seen += len(page.chat)
     connection.messages_imported += result.stored
@@ -83,12 +89,3 @@ def ingest_chat_page(session: Session, connection: Connection, page: ChatPage) -
     return IngestResult(
         seen=len(page.chat), imported=result.stored, activities_created=result.activities_added
     )
-
-
-def channels(connection: Connection) -> list[dict[str, Any]]:
-    """The channels a Slack connection reads, as its cursor records them (id, name, kind:
-    public_channel, private_channel, im or mpim; synced_to: everything up to then is stored,
-    None while its first backfill runs), for the connection's API view."""
-    if connection.provider != "slack":
-        return []
-    return channels_of(connection.cursors.get(SlackConnector.name))

@@ -8,8 +8,8 @@ third that ends with the lease's fence. A process that dies mid-way leaves the r
 the same `webhook-id` (receivers dedupe on it), never not at all.
 
 Only the oldest pending delivery of a webhook is due (`next_attempt_at`); when it is settled
-(delivered, or failed for good) the next one becomes due, so a later event waits while an
-earlier one is retried.
+(delivered, or failed for good: `settled_at`) the next one becomes due, so a later event waits
+while an earlier one is retried.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from app.config import settings
 from app.db import session_scope
 from app.models import utcnow
 from app.security import SecretUnreadable, decrypt_secret
+from app.webhooks import prune
 from app.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookStatus
 from connectors.netguard import BlockedAddress, resolve
 
@@ -209,6 +210,8 @@ def record(session: Session, attempt: Attempt, outcome: Outcome, now: datetime) 
     row.last_error = outcome.error
     state, row.next_attempt_at = next_step(outcome, row.attempts, row.created_at, now)
     row.status = state
+    if state != DeliveryStatus.pending:
+        row.settled_at = now
     if state == DeliveryStatus.delivered:
         row.delivered_at = now
     if outcome.gone:
@@ -236,7 +239,12 @@ def _disable(session: Session, webhook_id: int, now: datetime) -> None:
             WebhookDelivery.webhook_id == webhook_id,
             WebhookDelivery.status == DeliveryStatus.pending,
         )
-        .values(status=DeliveryStatus.failed, next_attempt_at=None, last_error="webhook disabled")
+        .values(
+            status=DeliveryStatus.failed,
+            next_attempt_at=None,
+            settled_at=now,
+            last_error="webhook disabled",
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -273,7 +281,14 @@ def run_org(lease: jobs.JobLease, client: httpx2.Client) -> int:
 
 
 def tick(client_factory: Callable[[], httpx2.Client] | None = None) -> int:
-    """One round: claim the organizations with a delivery due, send. The number of attempts."""
+    """One round: claim the organizations with a delivery due, send; then, now and then, prune
+    the log (app/webhooks/prune.py). The number of attempts."""
+    attempts = _deliver(client_factory)
+    prune.tick(utcnow())
+    return attempts
+
+
+def _deliver(client_factory: Callable[[], httpx2.Client] | None) -> int:
     now = utcnow()
     with session_scope() as session:
         leases = jobs.claim(session, JOB, _due_orgs(session, now), now=now, lease=LEASE)

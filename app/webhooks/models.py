@@ -58,20 +58,23 @@ class Webhook(Base):
 class WebhookDelivery(Base):
     """One event for one webhook: the outbox row written with the change it announces, then
     the log of its delivery. Only the oldest pending delivery of a webhook has
-    `next_attempt_at` (the ones behind it wait for it), so the due ones are an index range."""
+    `next_attempt_at` (the ones behind it wait for it), so the due ones are an index range.
+    `settled_at` is set once, when the delivery is delivered or fails for good; the log keeps
+    it for the retention from then (app/webhooks/prune.py), a pending one whatever its age."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         UniqueConstraint("webhook_id", "seq"),
         Index("ix_webhook_deliveries_queue", "webhook_id", "status", "seq"),
         Index("ix_webhook_deliveries_due", "next_attempt_at"),
+        # the pruning's range (an organization's rows settled before a moment); it also
+        # serves what an index on org_id alone did (the organization's cascade)
+        Index("ix_webhook_deliveries_settled", "org_id", "settled_at"),
         {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    org_id: Mapped[int] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
-    )
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
     # the `webhook-id` header: one per announcement, the same on every attempt
@@ -85,4 +88,5 @@ class WebhookDelivery(Base):
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # null while pending
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
+from app.config import settings
 from app.deps import CurrentUser, SessionDep
 from app.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params, read_id
 from app.schemas import ErrorBody
@@ -85,6 +86,10 @@ def _delivery(row: WebhookDelivery) -> schemas.DeliveryRead:
 @router.get(
     "/webhooks/{webhook_id}/deliveries",
     summary="A webhook's deliveries, newest first (admin)",
+    description="The log of what was sent to the webhook. A delivery that was delivered or "
+    f"failed for good is kept {settings.webhook_retention_days} days after it settled (this "
+    "instance's TALLY_WEBHOOK_RETENTION_DAYS), then deleted, within an hour or so; a pending "
+    "one is kept, whatever its age, until it settles.",
 )
 def list_deliveries(
     webhook_id: int,

@@ -1,9 +1,9 @@
 """Slack (docs/slack.md): Slack Connect channels and DMs with outside people, via slack_sdk."""
 
+from connectors.chat import ChatPage
 from connectors.slack.api import Caller, Limits
-from connectors.slack.connector import SlackConnector, channels_of
+from connectors.slack.connector import SlackConnector
 from connectors.slack.oauth import SlackApp, SlackOAuth
-from connectors.slack.pages import ChatPage
 
 __all__ = [
     "Caller",
@@ -12,5 +12,4 @@ __all__ = [
     "SlackApp",
     "SlackConnector",
     "SlackOAuth",
-    "channels_of",
 ]

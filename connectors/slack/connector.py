@@ -33,9 +33,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 from connectors.base import Page, dump_cursor
-from connectors.chat import ChatMessage
+from connectors.chat import ChatMessage, ChatPage
 from connectors.slack.api import Caller, Limits, SlackError
-from connectors.slack.pages import ChatPage
 from connectors.slack.people import People
 
 log = logging.getLogger(__name__)
@@ -68,22 +67,8 @@ def load_cursor(cursor: str | None) -> dict[str, dict[str, Any]]:
     return {str(k): dict(v) for k, v in channels.items()} if isinstance(channels, dict) else {}
 
 
-def channels_of(cursor: str | None) -> list[dict[str, Any]]:
-    """The channels a connection reads, for the API: id, name, kind, and the time up to which
-    everything is stored (None while the first backfill of the channel is under way)."""
-    found = []
-    for channel_id, state in sorted(load_cursor(cursor).items()):
-        done = None if "l" in state else _when(state.get("f"))
-        found.append(
-            {"id": channel_id, "name": state.get("n"), "kind": state.get("k"), "synced_to": done}
-        )
-    return found
-
-
-def _when(ts: object) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(float(_key(ts)), UTC).isoformat()
+def _moment(ts: object) -> datetime:
+    return datetime.fromtimestamp(float(_key(ts)), UTC)
 
 
 class SlackConnector:
@@ -99,11 +84,14 @@ class SlackConnector:
         timeout: int = 30,
         thread_days: int = 7,
         max_threads: int = 50,
+        own_only: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.token = token
         self.user_token = user_token  # the installer's own DMs (docs/slack.md)
+        # another member's install of a workspace already read: only their own DMs
+        self.own_only = own_only
         self.base_url = base_url
         self.limits = limits or Limits()
         self.timeout = timeout
@@ -138,16 +126,21 @@ class SlackConnector:
         for channel, as_user in self._conversations(caller, people, team):
             channel_id = str(channel["id"])
             mine = state.get(channel_id) or {"f": ts_of(since)}
-            mine["n"] = channel.get("name") or channel.get("user")
+            # a DM has no name: the other person's address says who it is with
+            other = channel.get("user")
+            mine["n"] = channel.get("name") or people.email(other) or other
             mine["k"] = _kind(channel)
             state[channel_id] = mine
             reader = _Reader(self, caller, people, channel_id, as_user)
             try:
-                for messages in reader.pages(mine):
+                for messages, synced_to in reader.pages(mine):
                     yield ChatPage(
                         channel_id=channel_id,
                         chat=messages,
                         cursor=dump_cursor({"channels": state}),
+                        channel_name=mine["n"],
+                        channel_kind=mine["k"],
+                        synced_to=synced_to,
                     )
             except SlackError as error:
                 if error.code not in GONE:
@@ -160,7 +153,8 @@ class SlackConnector:
         """Conversations worth reading, and whether the user token reads them (else the
         bot's)."""
         seen: set[str] = set()
-        readers = [(False, TYPES), *([(True, "mpim,im")] if self.user_token else [])]
+        readers = [] if self.own_only else [(False, TYPES)]
+        readers += [(True, "mpim,im")] if self.user_token else []
         for as_user, types in readers:
             for channel in self._listing(caller, as_user, types):
                 channel_id = str(channel.get("id") or "")
@@ -227,11 +221,17 @@ class _Reader:
         self.as_user = as_user
         self.fresh: set[str] = set()  # threads read whole in this run
 
-    def pages(self, state: dict[str, Any]) -> Iterator[tuple[ChatMessage, ...]]:
+    def pages(
+        self, state: dict[str, Any]
+    ) -> Iterator[tuple[tuple[ChatMessage, ...], datetime | None]]:
+        """Pages of messages, each with the time everything up to which is then stored (the
+        end of the window, on its last page; None on the others)."""
         yield from self._window(state)
-        yield from self._threads(state)
+        yield from ((messages, None) for messages in self._threads(state))
 
-    def _window(self, state: dict[str, Any]) -> Iterator[tuple[ChatMessage, ...]]:
+    def _window(
+        self, state: dict[str, Any]
+    ) -> Iterator[tuple[tuple[ChatMessage, ...], datetime | None]]:
         if "l" not in state:  # a new window: everything after f up to now
             state["l"] = f"{self.connector.clock():.6f}"
         page: str | None = None
@@ -262,12 +262,14 @@ class _Reader:
                 top = max((str(m["ts"]) for m in found if "ts" in m), key=_key)
                 if _key(top) > _key(state.get("top", 0)):
                     state["top"] = top
+            synced_to = None
             if not more:  # the window is complete: everything up to its newest is stored
+                synced_to = _moment(state["l"])
                 state["f"] = state.pop("top", None) or state["f"]
                 state.pop("c", None)
                 state.pop("l", None)
             if messages or not more:
-                yield tuple(messages)
+                yield tuple(messages), synced_to
             if not more:
                 return
 
@@ -327,6 +329,6 @@ class _Reader:
             yield ChatMessage(
                 id=ts,
                 sender=self.people.email(message.get("user")),
-                sent_at=datetime.fromtimestamp(float(_key(ts)), UTC),
+                sent_at=_moment(ts),
                 text_length=len(text) if isinstance(text, str) else None,
             )

@@ -38,7 +38,7 @@ BOT_SCOPES = (
     "users:read",
     "users:read.email",
 )
-USER_SCOPES = ("im:read", "mpim:read", "im:history", "mpim:history", "users:read")
+USER_SCOPES = ("im:read", "mpim:read", "im:history", "mpim:history")
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from connectors.base import AuthExpired, RateLimited
 from connectors.chat import ChatMessage
-from connectors.slack import ChatPage, Limits, SlackApp, SlackConnector, SlackOAuth, channels_of
+from connectors.slack import ChatPage, Limits, SlackApp, SlackConnector, SlackOAuth
 from connectors.slack.oauth import BOT_SCOPES
 from tests.emulators.slack import SlackEmulator
 
@@ -96,7 +96,7 @@ def test_a_backfill_of_thousands_reads_every_outside_conversation_once(
     slack.post("G2", "UANA", NOW - 40)
 
     c = connector(slack)
-    pages, cursor = drain(c)
+    pages, _ = drain(c)
 
     assert ids(pages) == Counter(posted)  # each exactly once
     assert slack.calls["conversations.history"] >= 2400 // 200
@@ -106,7 +106,14 @@ def test_a_backfill_of_thousands_reads_every_outside_conversation_once(
     assert {by_id[r].sender for r in replies} == {"bob@client.example"}
     assert by_id[parent].text_length == len("hello")
     assert not hasattr(by_id[parent], "text")  # the text itself is never carried
-    assert {ch["id"] for ch in channels_of(cursor)} == {"C1", "C2", "D1", "G1"}
+    # each channel's last page says it is read to the end, with its name and kind
+    done = {p.channel_id: p for p in pages if p.synced_to is not None}
+    assert set(done) == {"C1", "C2", "D1", "G1"}
+    assert all(p.synced_to and p.synced_to.timestamp() >= NOW for p in done.values())
+    assert (done["C1"].channel_name, done["C1"].channel_kind) == ("acme-client", "public_channel")
+    assert (done["D1"].channel_name, done["D1"].channel_kind) == ("bob@client.example", "im")
+    assert done["G1"].channel_kind == "mpim"
+    assert all(p.synced_to is None for p in pages if p.channel_id == "C1" and p is not done["C1"])
     assert slack.limited.total() == 0  # the pacing kept inside every tier
 
 

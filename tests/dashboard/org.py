@@ -1,5 +1,6 @@
 """A generated organization for the dashboard: two teams, their managers and reps, quotas,
-mail activity and deals, made through the API (and the ingest path for the mail).
+mail and chat activity and deals, made through the API (and the ingest paths for the mail
+and the chat).
 
 East (manager Mia): Ana, on pace on her e-mail quota, and Abe, far behind on his. West
 (manager Max): Bob. Every name and deal name is distinct, so a page that shows one person
@@ -15,10 +16,12 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from app.alerts import job as alert_job
+from app.chat import service as chat
 from app.db import session_scope
 from app.models import Connection
 from tests.api import Org, make_org
 from tests.factories import message
+from connectors.chat import ChatMessage
 from tests.world import World
 
 DOMAIN = "acme.example"
@@ -69,6 +72,7 @@ def generate(client: TestClient, now: datetime | None = None) -> Generated:
     world.quota("revenue", "quarter", 5000, user_id=world.ids["ana"])
     world.quota("emails_sent", "month", 500, user_id=world.ids["abe"])
     world.quota("emails_sent", "month", 3, user_id=world.ids["bob"])
+    world.quota("chat_conversations", "month", 4, user_id=world.ids["ana"])
 
     mail = _connect(world, "ana", "abe", "bob")
     sent = {"ana": [2, 3, 4, 5, 40 * 24 * 60, 41 * 24 * 60], "abe": [2, 70 * 24 * 60],
@@ -87,6 +91,8 @@ def generate(client: TestClient, now: datetime | None = None) -> Generated:
                 for i, m in enumerate(minutes)
             ),
         )
+
+    _chat(world, "ana", now, runs=3)
 
     today = now.date().isoformat()
     created = (now - timedelta(days=1)).isoformat()
@@ -108,6 +114,18 @@ def generate(client: TestClient, now: datetime | None = None) -> Generated:
     # the alert job, as the workers run it: behind-pace quotas, the cold deal
     assert alert_job.tick() >= 1
     return world
+
+
+def _chat(world: Generated, rep: str, now: datetime, *, runs: int) -> None:
+    """`runs` chat conversations of the rep with a buyer (§11: a day apart, each a question
+    and an answer), through the chat ingest as a chat tool would post them."""
+    sent = [
+        ChatMessage(f"{run}-{i}", sender, now - timedelta(days=run, minutes=30 - i))
+        for run in range(runs)
+        for i, sender in enumerate(("buyer@northwind.example", world.email(rep)))
+    ]
+    with session_scope() as session:
+        chat.ingest(session, world.org.id, source="whatsapp", channel_id=rep, messages=sent)
 
 
 def _connect(world: Generated, *names: str) -> World:

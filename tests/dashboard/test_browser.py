@@ -143,7 +143,11 @@ def check_trends(page: Any, client: TestClient, headers: dict[str, str], **subje
 
 
 def _metric_words(metric: str) -> str:
-    return {"emails_sent": "Emails sent", "revenue": "Revenue"}[metric]
+    return {
+        "emails_sent": "Emails sent",
+        "revenue": "Revenue",
+        "chat_conversations": "Chat conversations",
+    }[metric]
 
 
 # WCAG 2 contrast of every visible text against the background it sits on: 4.5:1, or 3:1
@@ -309,7 +313,17 @@ def test_a_rep_signs_in_with_a_link_and_sees_only_their_own(
     mine = {"Authorization": f"Bearer {key}"}
     assert api(client, mine, "/users/me")["id"] == ana
 
-    check_quotas(page, f"user:{ana}", api(client, mine, "/quotas/attainment", user_id=ana)["items"])
+    items = api(client, mine, "/quotas/attainment", user_id=ana)["items"]
+    check_quotas(page, f"user:{ana}", items)
+    # her chat quota counts the chats a chat tool posted (§11), shown like any other
+    chats = next(i for i in items if i["metric"] == "chat_conversations")
+    talked = [
+        a["occurred_at"][:10]
+        for a in api(client, mine, "/activities", user_id=ana, limit=100)["items"]
+        if a["type"] == "chat_conversation"
+    ]
+    assert len(talked) == 3
+    assert float(chats["actual"]) == sum(1 for day in talked if day >= chats["period_start"])
     deals = api(client, mine, "/deals", owner_id=ana, status="open")["items"]
     summary = api(client, mine, "/pipeline/summary", user_id=ana)
     check_pipeline(page, summary, deals, api(client, mine, "/pipeline/stages")["stages"])

@@ -13,13 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx2 import Response
 from pydantic import SecretStr
 
 from app.config import settings
-from app.connections.schemas import CONFIG_MODELS
 from app.db import session_scope
 from app.models import Connection
-from app.sync.slack import channels
 from app.sync.worker import SyncWorker
 from tests.api import Org, make_org
 from tests.emulators.slack import SlackEmulator
@@ -52,26 +51,30 @@ def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackEmulator]:
 class Workspace:
     def __init__(self, client: TestClient, slack: SlackEmulator) -> None:
         self.org: Org = make_org(client)
-        self.org.user(ANA)
+        self.org.user(ANA, role="admin")
         self.slack = slack
         self.connection_id = 0
 
     def install(self) -> dict[str, Any]:
-        """The admin installs the app: start, Slack's consent (a code), the callback."""
-        started = self.org.client.get(
-            "/api/v1/connections/oauth/slack/start", headers=self.org.as_user(ANA)
-        )
-        assert started.status_code == 200, started.text
-        query = parse_qs(urlsplit(started.json()["authorization_url"]).query)
-        code = self.slack.grant("UANA")
-        back = self.org.client.get(
-            "/api/v1/connections/oauth/slack/callback",
-            params={"code": code, "state": query["state"][0]},
-        )
+        """Ana, an admin, installs the app: start, Slack's consent (a code), the callback."""
+        back = self.consent(ANA, "UANA")
         assert back.status_code == 200, back.text
         body: dict[str, Any] = back.json()
         self.connection_id = body["connections"][0]["id"]
         return body
+
+    def consent(self, email: str, slack_user: str, *, user_scopes: bool = True) -> Response:
+        """The Tally user `email` installs the app as the Slack user `slack_user`."""
+        started = self.org.client.get(
+            "/api/v1/connections/oauth/slack/start", headers=self.org.as_user(email)
+        )
+        assert started.status_code == 200, started.text
+        query = parse_qs(urlsplit(started.json()["authorization_url"]).query)
+        code = self.slack.grant(slack_user, user_scopes=user_scopes)
+        return self.org.client.get(
+            "/api/v1/connections/oauth/slack/callback",
+            params={"code": code, "state": query["state"][0]},
+        )
 
     def talk(self, start: float, runs: int, per_run: int = 2) -> None:
         """`runs` conversations 8 h apart (over §11's 240 min gap), each Bob then Ana."""
@@ -102,18 +105,22 @@ def test_install_then_chats_with_customers_become_conversations(workspace: Works
     now = time.time()
     workspace.talk(now - 30 * 24 * HOUR, 3)
     workspace.slack.post("C1", "UCARL", now - 29 * 24 * HOUR)  # a colleague without Tally
+    workspace.slack.add_channel("G9", "private", ["UBOT", "UANA", "UBOB"], name="quiet", ext=True)
     SyncWorker(2).drain()  # due at once after the install
     state = workspace.connection()
     assert state["status"] == "idle" and state["last_error"] is None, state
     assert state["stats"]["messages_imported"] == 7
     assert workspace.conversations() == 3
-    with session_scope() as session:  # what the connection's view will list (docs/slack.md)
-        read = channels(session.get_one(Connection, workspace.connection_id))
-    assert [(c["id"], c["name"], c["kind"]) for c in read] == [("C1", "x", "public_channel")]
-    assert read[0]["synced_to"] is not None
-    [shown] = state["channels"]  # GET /connections/{id}: what was captured, per channel
+    # GET /connections/{id}: every channel read, the busiest first, how far each is read
+    shown, quiet = state["channels"]
     assert (shown["source"], shown["channel_id"], shown["messages"]) == ("slack", "C1", 7)
-    assert shown["last_message_at"] is not None
+    assert (shown["name"], shown["kind"]) == ("x", "public_channel")
+    last = datetime.fromisoformat(shown["last_message_at"])
+    assert abs(last.timestamp() - (now - 29 * 24 * HOUR)) < 1
+    for channel in (shown, quiet):  # read up to the run's start
+        assert now - 5 <= datetime.fromisoformat(channel["synced_to"]).timestamp() <= time.time()
+    assert (quiet["channel_id"], quiet["name"], quiet["kind"]) == ("G9", "quiet", "private_channel")
+    assert (quiet["messages"], quiet["last_message_at"]) == (0, None)  # shared, nothing said yet
 
     workspace.talk(time.time() - 60, 1)  # the incremental sync
     workspace.org.sync(workspace.connection_id)
@@ -173,9 +180,6 @@ def test_a_revoked_token_asks_for_a_new_install(workspace: Workspace) -> None:
         assert session.get_one(Connection, workspace.connection_id).next_sync_at is None
 
 
-@pytest.mark.skipif(
-    "slack" not in CONFIG_MODELS, reason="POST /connections takes no Slack config yet"
-)
 def test_a_pasted_bot_token_connects_a_private_app(workspace: Workspace) -> None:
     org = workspace.org
     user_id = org.users[ANA]["id"]
@@ -201,3 +205,94 @@ def test_a_pasted_bot_token_connects_a_private_app(workspace: Workspace) -> None
     SyncWorker(2).drain()
     assert workspace.connection()["status"] == "idle"
     assert workspace.conversations() == 2
+
+
+RITA = "rita@acme.example"
+
+
+def test_a_workspace_is_read_once_and_each_member_adds_only_their_own_dms(
+    workspace: Workspace,
+) -> None:
+    """The first install is an admin's and reads the shared channels; a rep's own install
+    reads only the DMs their token sees, never the shared channels a second time."""
+    org, slack = workspace.org, workspace.slack
+    org.user(RITA)  # a rep
+    slack.add_user("URITA", RITA)
+    refused = workspace.consent(RITA, "URITA")  # nobody has connected the workspace yet
+    assert refused.status_code == 403 and "admin" in refused.json()["error"]["message"]
+    pasted = org.client.post(
+        "/api/v1/connections",
+        json={
+            "user_id": org.users[RITA]["id"],
+            "provider": "slack",
+            "config": {"bot_token": slack.bot_token},
+        },
+        headers=org.as_user(RITA),
+    )
+    assert pasted.status_code == 403, pasted.text
+
+    workspace.install()
+    now = time.time()
+    workspace.talk(now - 3 * 24 * HOUR, 2)  # in the shared channel C1
+    slack.add_channel("D7", "im", ["URITA", "UBOB"])  # Rita's DM with the customer
+    slack.post("D7", "UBOB", now - 2 * HOUR)
+    slack.post("D7", "URITA", now - 2 * HOUR + 60)
+    no_dms = workspace.consent(RITA, "URITA", user_scopes=False)
+    assert no_dms.status_code == 400 and "direct messages" in no_dms.json()["error"]["message"]
+    mine = workspace.consent(RITA, "URITA")
+    assert mine.status_code == 200, mine.text
+    rita_connection = mine.json()["connections"][0]["id"]
+    assert rita_connection != workspace.connection_id
+    history = slack.calls["conversations.history"]
+    SyncWorker(2).drain()
+    rita = org.connection(rita_connection)
+    assert rita["status"] == "idle", rita
+    assert [c["channel_id"] for c in rita["channels"]] == ["D7"]  # C1 is the workspace's
+    assert [c["channel_id"] for c in workspace.connection()["channels"]] == ["C1"]
+    assert slack.calls["conversations.history"] - history == 2  # C1 once, D7 once
+    items = org.client.get(
+        f"/api/v1/activities?user_id={org.users[RITA]['id']}", headers=org.as_admin()
+    ).json()["items"]
+    assert [a["type"] for a in items] == ["chat_conversation"]
+    assert workspace.conversations() == 2
+
+
+def test_installing_again_reconnects_and_an_admin_takes_over_a_broken_workspace(
+    workspace: Workspace,
+) -> None:
+    org, slack = workspace.org, workspace.slack
+    workspace.install()
+    first = workspace.connection_id
+    workspace.talk(time.time() - 24 * HOUR, 2)
+    SyncWorker(2).drain()
+    assert workspace.install()["connections"][0]["id"] == first  # Ana again: a reconnect
+    org.user("omar@acme.example", role="admin")
+    slack.add_user("UOMAR", "omar@acme.example")
+    mine = workspace.consent("omar@acme.example", "UOMAR")  # the workspace works: his DMs
+    assert mine.status_code == 200 and mine.json()["connections"][0]["id"] != first
+
+    slack.revoke(slack.bot_token)
+    org.sync(first)
+    assert workspace.connection()["status"] == "needs_reconnect"
+    slack.bot_token = slack.add_token("UBOT")  # Slack issues a new bot token on install
+    taken = workspace.consent("omar@acme.example", "UOMAR")
+    assert taken.status_code == 200, taken.text
+    # Omar already has his own DMs connection: that one is reconnected, not the workspace's
+    assert taken.json()["connections"][0]["id"] == mine.json()["connections"][0]["id"]
+    assert workspace.connection()["status"] == "needs_reconnect"
+
+    gone = org.client.delete(
+        f"/api/v1/connections/{mine.json()['connections'][0]['id']}", headers=org.as_admin()
+    )
+    assert gone.status_code == 204, gone.text
+    taken = workspace.consent("omar@acme.example", "UOMAR")
+    assert taken.json()["connections"][0]["id"] == first  # handed over, cursors kept
+    state = workspace.connection()
+    assert state["user_id"] == org.users["omar@acme.example"]["id"]
+    imported = state["stats"]["messages_imported"]
+    workspace.talk(time.time() - 60, 1)
+    org.sync(first)
+    state = workspace.connection()
+    assert state["status"] == "idle", state
+    assert state["stats"]["messages_imported"] == imported + 2  # nothing read twice
+    assert workspace.conversations() == 3
