@@ -32,27 +32,17 @@ CPU per message (this process only).
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import subprocess
 import sys
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the emulator lives in tests/
+from emulated import ROOT, say, timed
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
-
-from connectors.google import App, Endpoints, GmailConnector, Quota  # noqa: E402
-from connectors.google.pacing import Pacer  # noqa: E402
-
-
-def say(*parts: object, file: object = None) -> None:
-    stream = sys.stderr if file is sys.stderr else sys.stdout
-    stream.write(" ".join(str(p) for p in parts) + "\n")
-    stream.flush()
+from connectors.google import App, Endpoints, GmailConnector, Quota
+from connectors.google.pacing import Pacer
 
 
 def main() -> None:
@@ -70,7 +60,7 @@ def main() -> None:
     parser.add_argument("--token-latency", type=float, default=0.0, help="seconds")
     args = parser.parse_args()
 
-    say(f"filling the emulator with {args.messages:,} messages…", file=sys.stderr)
+    say(f"filling the emulator with {args.messages:,} messages…", stream=sys.stderr)
     server = subprocess.Popen(
         [
             sys.executable,
@@ -111,14 +101,13 @@ def main() -> None:
         quota=quota,
         batch_size=args.batch_size,
         pacer=Pacer(quota),
-        **({"metadata_only": True} if args.metadata_only else {}),
+        metadata_only=args.metadata_only,
     )
-    say("backfilling…", file=sys.stderr)
+    say("backfilling…", stream=sys.stderr)
     since = datetime.now(UTC) - timedelta(days=365 * 10)
-    cpu, wall = time.process_time(), time.perf_counter()
-    count = sum(len(page.messages) for page in gmail.pull(None, since=since))
-    wall = time.perf_counter() - wall
-    cpu = time.process_time() - cpu
+    with timed() as timing:
+        count = sum(len(page.messages) for page in gmail.pull(None, since=since))
+    wall, cpu = timing.wall, timing.cpu
     server.stdin.close()
     stats = json.loads(server.stdout.readline())
     server.wait(timeout=30)

@@ -30,31 +30,25 @@ process). See bench/README.md, "Graph backfill".
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import os
 import random
-import sys
-import tempfile
-import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection as Pipe
-from pathlib import Path
-from typing import Any
 
-_HERE = Path(__file__).resolve().parent
-ROOT = _HERE.parent
-# bench/calendar.py would shadow the stdlib's calendar: this folder is not needed on the path
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+from emulated import (
+    EmulatorProcess,
+    acme,
+    drain,
+    open_database,
+    say,
+    say_cpu,
+    say_status,
+    serve,
+    tally_workdir,
+)
 
 EMAIL = "ana@acme.example"
 REDIRECT = "https://tally.bench/api/v1/connections/oauth/microsoft/callback"
-
-
-def say(text: str, flush: bool = False) -> None:
-    sys.stdout.write(text + "\n")
-    if flush:
-        sys.stdout.flush()
 
 
 NEWSLETTER_HEADERS = [
@@ -103,35 +97,25 @@ def emulator_process(
             transport=transport,
         )
     ms.latency = latency
-    pipe.send(
-        {
-            "authority": ms.authority,
-            "graph": ms.graph,
-            "ca": str(ms.ca_path),
-            "client_id": ms.client_id,
-            "client_secret": ms.client_secret,
+    hello = {
+        "authority": ms.authority,
+        "graph": ms.graph,
+        "ca": str(ms.ca_path),
+        "client_id": ms.client_id,
+        "client_secret": ms.client_secret,
+    }
+
+    def stats() -> dict[str, int]:
+        user = ms.user(EMAIL)
+        return {
+            "requests": ms.graph_requests,
+            "batches": ms.calls["batch"],
+            "inner": ms.inner_requests,
+            "max_in_flight": user.max_in_flight,
+            "refused": user.refused,
         }
-    )
-    cpu0 = time.process_time()
-    while True:
-        command, *args = pipe.recv()
-        if command == "consent":
-            pipe.send(ms.consent(args[0]))
-        elif command == "stats":
-            user = ms.user(EMAIL)
-            pipe.send(
-                {
-                    "requests": ms.graph_requests,
-                    "batches": ms.calls["batch"],
-                    "inner": ms.inner_requests,
-                    "max_in_flight": user.max_in_flight,
-                    "refused": user.refused,
-                    "cpu": time.process_time() - cpu0,
-                }
-            )
-        else:
-            ms.stop()
-            return
+
+    serve(pipe, hello, stats, ms.stop, consent=ms.consent)
 
 
 def main() -> None:
@@ -145,41 +129,25 @@ def main() -> None:
     parser.add_argument("--no-headers-in-pages", action="store_true")
     options = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="tally-graph-bench-"))
-    from cryptography.fernet import Fernet
-
-    os.environ["TALLY_DATA_DIR"] = str(workdir)
-    os.environ["TALLY_SECRET_KEYS"] = Fernet.generate_key().decode()
-    os.environ.setdefault("TALLY_LOG_LEVEL", "WARNING")
-
-    ours, theirs = multiprocessing.Pipe()
-    child = multiprocessing.get_context("fork").Process(
-        target=emulator_process,
-        args=(
-            theirs,
-            options.messages,
-            options.latency,
-            max(options.page_size, 1000),
-            not options.no_headers_in_pages,
-        ),
+    workdir = tally_workdir("tally-graph-bench-")
+    graph = EmulatorProcess(
+        emulator_process,
+        options.messages,
+        options.latency,
+        max(options.page_size, 1000),
+        not options.no_headers_in_pages,
     )
-    child.start()
     say(f"seeding {options.messages:,} messages in the emulator…", flush=True)
-    while not ours.poll(1):
-        if not child.is_alive():
-            sys.exit("the emulator process died")
-    emulator: dict[str, Any] = ours.recv()
+    emulator = graph.hello()
 
     from httpx2 import URL
     from pydantic import SecretStr
-    from sqlalchemy import func, select
 
     from app.config import settings
     from app.connections import oauth
-    from app.db import Database, session_scope, set_database, upgrade
-    from app.models import Activity, Connection, Role, User
+    from app.db import session_scope
+    from app.models import Role
     from app.sync import microsoft as instance
-    from app.sync.worker import SyncWorker
     from app.users import schemas, service
     from connectors.microsoft import MicrosoftApp, MicrosoftOAuth
 
@@ -190,9 +158,7 @@ def main() -> None:
     settings.microsoft_ca_bundle = emulator["ca"]
     settings.microsoft_page_size = options.page_size
     settings.backfill_days = 3650
-    database = Database(f"sqlite:///{workdir / 'tally.db'}")
-    upgrade(database)
-    set_database(database)
+    open_database(workdir)
 
     app = MicrosoftApp(
         emulator["client_id"],
@@ -203,18 +169,19 @@ def main() -> None:
         mail_permission=options.mail_permission,
     )
     configured = instance.microsoft_app  # the instance's setting, until app/config.py has it
-    instance.microsoft_app = lambda: replace(configured(), mail_permission=options.mail_permission)
+
+    def consented() -> MicrosoftApp:
+        base = configured()
+        assert base is not None  # the settings above name the emulator's app
+        return replace(base, mail_permission=options.mail_permission)
+
+    instance.microsoft_app = consented
     client = MicrosoftOAuth(app)
     started = client.start(REDIRECT, login_hint=EMAIL)
-    ours.send(("consent", started.authorization_url))
-    back = URL(ours.recv())
+    back = URL(graph.ask("consent", started.authorization_url))
     consent = client.finish(started.flow, dict(back.params), REDIRECT)
     with session_scope() as session:
-        org, _ = service.create_org(
-            session,
-            schemas.OrgCreate(name="Acme", domains=["acme.example"], timezone="Europe/Brussels"),
-        )
-        admin = session.scalars(select(User).where(User.org_id == org.id)).one()
+        _, admin = acme(session)
         user, _ = service.create_user(
             session,
             admin,
@@ -231,26 +198,15 @@ def main() -> None:
             secret=dict(consent.secret),
         )
 
-    ours.send(("stats",))
-    before = ours.recv()
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    SyncWorker(1).drain()
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    ours.send(("stats",))
-    after = ours.recv()
-    ours.send(("stop",))
-    child.join()
-
-    with session_scope() as session:
-        connection = session.scalars(select(Connection)).one()
-        activities = session.scalar(select(func.count()).select_from(Activity))
-        seen, status = connection.messages_seen, connection.status
-        error, filtered = connection.last_error, connection.messages_filtered
-    requests = after["requests"] - before["requests"]
-    batches, inner = after["batches"] - before["batches"], after["inner"] - before["inner"]
-    say(f"status                 {status}{' — ' + error if error else ''}")
+    run = drain(graph)
+    seen, wall = run.connection["seen"], run.timing.wall
+    requests, batches, inner = run.spent("requests"), run.spent("batches"), run.spent("inner")
+    say_status(run)
     say(f"mail permission        {options.mail_permission}")
-    say(f"messages seen          {seen:,} ({activities:,} activities, {filtered:,} filtered)")
+    say(
+        f"messages seen          {seen:,} ({run.connection['activities']:,} activities, "
+        f"{run.connection['filtered']:,} filtered)"
+    )
     say(f"wall                   {wall:.1f} s (latency {options.latency:.2f} s per request)")
     say(f"messages per second    {seen / wall:,.0f}")
     say(f"Graph requests         {requests} = {1000 * requests / seen:.2f} per 1,000 messages")
@@ -266,11 +222,10 @@ def main() -> None:
         f"{per_ten_minutes / 10_000:.1%} of the rate"
     )
     say(
-        f"concurrency            peak {after['max_in_flight']} of 4 in flight, "
-        f"{after['refused']} refused"
+        f"concurrency            peak {run.after['max_in_flight']} of 4 in flight, "
+        f"{run.after['refused']} refused"
     )
-    say(f"Tally CPU              {cpu:.2f} s = {1e6 * cpu / seen:,.0f} µs per message")
-    say(f"emulator CPU           {after['cpu']:.2f} s (other process, not Tally's)")
+    say_cpu(run)
 
 
 if __name__ == "__main__":

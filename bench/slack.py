@@ -14,9 +14,10 @@ Time is scaled: a Slack minute lasts 60/`--scale` seconds on both sides (the con
 paces to the same window), since at Slack's real pace the run takes most of an hour; the
 figures at Slack's real pace are projected from the requests made.
 
-Tally installs the app through the real consent (oauth.v2.access), then one worker syncs the
-connection through the real runner into a fresh SQLite database (the embedded mode): pages
-of one channel -> app.chat.service.ingest, one transaction per page with its cursor.
+Tally's admin (rep0, the installing Slack user) installs the app through the real consent
+(oauth.v2.access), then one worker syncs the connection through the real runner into a
+fresh SQLite database (the embedded mode): pages of one channel -> app.chat.service.ingest,
+one transaction per page with its cursor.
 
 Printed: messages per second (wall, scaled; and projected at Slack's real limits), requests
 per 1,000 messages by method, the share of each method's rate limit used, 429s met, and
@@ -27,31 +28,27 @@ bench/README.md, "Slack backfill".
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import os
-import sys
-import tempfile
 import time
 from multiprocessing.connection import Connection as Pipe
-from pathlib import Path
 from typing import Any
 
-_HERE = Path(__file__).resolve().parent
-ROOT = _HERE.parent
-# bench/calendar.py would shadow the stdlib's calendar: this folder is not needed on the path
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+from emulated import (
+    EmulatorProcess,
+    acme,
+    drain,
+    open_database,
+    say,
+    say_cpu,
+    say_status,
+    serve,
+    tally_workdir,
+)
 
 EMAIL = "rep0@acme.example"
 REDIRECT = "https://tally.bench/api/v1/connections/oauth/slack/callback"
 REPS = 50
 PER_MINUTE = {"conversations.list": 20, "conversations.history": 50}
 PER_MINUTE |= {"conversations.replies": 50, "users.info": 100, "auth.test": 100}
-
-
-def say(text: str, flush: bool = False) -> None:
-    sys.stdout.write(text + "\n")
-    if flush:
-        sys.stdout.flush()
 
 
 def emulator_process(pipe: Pipe, options: dict[str, Any]) -> None:
@@ -80,23 +77,13 @@ def emulator_process(pipe: Pipe, options: dict[str, Any]) -> None:
                 when = float(parent) + 37 * (r + 1)  # between the burst's messages
                 slack.post(f"C{c:04}", speakers[(r + 1) % 4], when, thread_ts=parent)
     slack.latency = options["latency"]
-    pipe.send({"url": slack.url, "client_id": slack.client_id, "secret": slack.client_secret})
-    cpu0 = time.process_time()
-    while True:
-        command, *args = pipe.recv()
-        if command == "grant":
-            pipe.send(slack.grant(args[0]))
-        elif command == "stats":
-            pipe.send(
-                {
-                    "calls": dict(slack.calls),
-                    "limited": dict(slack.limited),
-                    "cpu": time.process_time() - cpu0,
-                }
-            )
-        else:
-            slack.stop()
-            return
+    serve(
+        pipe,
+        {"url": slack.url, "client_id": slack.client_id, "secret": slack.client_secret},
+        lambda: {"calls": dict(slack.calls), "limited": dict(slack.limited)},
+        slack.stop,
+        grant=slack.grant,
+    )
 
 
 def main() -> None:
@@ -108,35 +95,22 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.15)
     parser.add_argument("--scale", type=float, default=20.0)
     options = parser.parse_args()
+    if options.per_channel <= options.threads * options.replies:
+        parser.error("--per-channel must exceed --threads × --replies (the threads' parents)")
 
-    workdir = Path(tempfile.mkdtemp(prefix="tally-slack-bench-"))
-    from cryptography.fernet import Fernet
-
-    os.environ["TALLY_DATA_DIR"] = str(workdir)
-    os.environ["TALLY_SECRET_KEYS"] = Fernet.generate_key().decode()
-    os.environ.setdefault("TALLY_LOG_LEVEL", "WARNING")
-
-    ours, theirs = multiprocessing.Pipe()
-    child = multiprocessing.get_context("fork").Process(
-        target=emulator_process, args=(theirs, vars(options))
-    )
-    child.start()
+    workdir = tally_workdir("tally-slack-bench-")
+    slack = EmulatorProcess(emulator_process, vars(options))
     total = options.channels * options.per_channel
     say(f"seeding {total:,} messages in {options.channels} channels…", flush=True)
-    while not ours.poll(1):
-        if not child.is_alive():
-            sys.exit("the emulator process died")
-    emulator: dict[str, Any] = ours.recv()
+    emulator = slack.hello()
 
     from pydantic import SecretStr
-    from sqlalchemy import func, select
 
     from app.config import settings
     from app.connections import oauth
-    from app.db import Database, session_scope, set_database, upgrade
-    from app.models import Activity, Connection, Role, User
+    from app.db import session_scope
+    from app.models import Role
     from app.sync.slack import slack_oauth
-    from app.sync.worker import SyncWorker
     from app.users import schemas, service
 
     settings.slack_client_id = emulator["client_id"]
@@ -145,65 +119,45 @@ def main() -> None:
     settings.slack_window_seconds = 60.0 / options.scale
     settings.slack_max_wait_seconds = 60.0
     settings.backfill_days = 3650
-    database = Database(f"sqlite:///{workdir / 'tally.db'}")
-    upgrade(database)
-    set_database(database)
+    open_database(workdir)
 
     client = slack_oauth()
     assert client is not None
     started = client.start(REDIRECT)
-    ours.send(("grant", "UREP0"))
-    consent = client.finish(started.flow, {"code": ours.recv(), "state": started.state}, REDIRECT)
+    code = slack.ask("grant", "UREP0")
+    consent = client.finish(started.flow, {"code": code, "state": started.state}, REDIRECT)
     with session_scope() as session:
-        org, _ = service.create_org(
-            session,
-            schemas.OrgCreate(name="Acme", domains=["acme.example"], timezone="Europe/Brussels"),
-        )
-        admin = session.scalars(select(User).where(User.org_id == org.id)).one()
-        users = [
-            service.create_user(
-                session,
-                admin,
-                schemas.UserCreate(email=f"rep{r}@acme.example", name=f"Rep {r}", role=Role.rep),
-            )[0]
-            for r in range(REPS)
-        ]
+        # the installer is the admin: a workspace's first install is an admin's
+        _, admin = acme(session, admin_email=EMAIL)
+        for r in range(1, REPS):
+            rep = schemas.UserCreate(email=f"rep{r}@acme.example", name=f"Rep {r}", role=Role.rep)
+            service.create_user(session, admin, rep)
         oauth.connect(
             session,
-            users[0],
+            admin,
             "slack",
             account=consent.account,
             config=dict(consent.config),
             secret=dict(consent.secret),
         )
 
-    ours.send(("stats",))
-    before = ours.recv()
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    SyncWorker(1).drain()
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    ours.send(("stats",))
-    after = ours.recv()
-    ours.send(("stop",))
-    child.join()
-
-    with session_scope() as session:
-        connection = session.scalars(select(Connection)).one()
-        activities = session.scalar(select(func.count()).select_from(Activity))
-        seen, stored = connection.messages_seen, connection.messages_imported
-        status, error = connection.status, connection.last_error
-    calls = {m: n - before["calls"].get(m, 0) for m, n in after["calls"].items()}
+    run = drain(slack)
+    seen, wall = run.connection["seen"], run.timing.wall
+    calls: dict[str, int] = run.spent("calls")
     calls.pop("oauth.v2.access", None)
     requests = sum(calls.values())
-    limited = {m: n - before["limited"].get(m, 0) for m, n in after["limited"].items()}
+    limited: dict[str, int] = run.spent("limited")
     minutes = wall * options.scale / 60  # Slack minutes elapsed
     # at Slack's real pace each method is paced on its own: the slowest sets the wall time
     real = max(
         [requests * options.latency]
         + [60 * n / (PER_MINUTE.get(m, 20) * 0.9) for m, n in calls.items()]
     )
-    say(f"status                 {status}{' — ' + str(error) if error else ''}")
-    say(f"messages               {seen:,} seen, {stored:,} stored, {activities:,} activities")
+    say_status(run)
+    say(
+        f"messages               {seen:,} seen, {run.connection['imported']:,} stored, "
+        f"{run.connection['activities']:,} activities"
+    )
     say(
         f"wall                   {wall:.1f} s at 1/{options.scale:g} of Slack's minute "
         f"(latency {options.latency:.2f} s per request) = {seen / wall:,.0f} messages/s"
@@ -217,8 +171,7 @@ def main() -> None:
             f"{n / minutes:6.1f} a Slack minute = {n / minutes / allowed:.0%} of its "
             f"{allowed}/min; {limited.get(method, 0)} × 429"
         )
-    say(f"Tally CPU              {cpu:.2f} s = {1e6 * cpu / seen:,.0f} µs per message")
-    say(f"emulator CPU           {after['cpu']:.2f} s (other process, not Tally's)")
+    say_cpu(run)
 
 
 if __name__ == "__main__":

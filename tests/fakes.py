@@ -31,10 +31,15 @@ class FakeConnector:
 
 
 def interrupt_syncs(
-    monkeypatch: pytest.MonkeyPatch, *, after_pages: int, then: Callable[[], None]
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    after_pages: int,
+    then: Callable[[], None],
+    connector: str | None = None,
 ) -> Callable[[], None]:
-    """Make the sync runner's real connectors call `then` (stop a server, raise) once a pull
-    has yielded `after_pages` pages. Returns what puts the real connectors back."""
+    """Make the sync runner's real connectors (only the one named `connector`, when given)
+    call `then` (stop a server, raise) once a pull has yielded `after_pages` pages; a widened
+    window is passed on. Returns what puts the real connectors back."""
     from app.sync import registry, runner
 
     real = registry.build_connectors
@@ -55,7 +60,7 @@ def interrupt_syncs(
             )
             for number, page in enumerate(pages, 1):
                 yield page
-                if number == after_pages:
+                if number == after_pages and connector in (None, self.name):
                     then()
 
     monkeypatch.setattr(

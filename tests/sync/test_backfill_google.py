@@ -6,7 +6,6 @@ ones, never one Tally already read."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,8 +14,8 @@ import pytest
 from app.config import settings
 from app.db import session_scope
 from app.models import Connection
-from connectors.base import Page
 from tests.emulators.google import GoogleEmulator
+from tests.fakes import interrupt_syncs, raising
 from tests.sync.test_google_sync import ANA, NOW, Accounts, accounts, google
 
 __all__ = ["accounts", "google"]  # the fixtures this module uses
@@ -193,30 +192,6 @@ def test_meetings_older_than_the_window_come_once_the_calendar_is_widened(
     assert accounts.activities() == after
 
 
-def crash_after(monkeypatch: pytest.MonkeyPatch, pages: int) -> None:
-    """The runner's Gmail connector loses its network once a pull has yielded `pages` pages."""
-    from app.sync import runner
-
-    real = runner.build_connectors
-
-    class Crashing:
-        widens_history = True
-
-        def __init__(self, inner: Any) -> None:
-            self.inner, self.name = inner, inner.name
-
-        def pull(
-            self, cursor: str | None, *, since: datetime, history_from: datetime | None = None
-        ) -> Iterator[Page]:
-            pulled = self.inner.pull(cursor, since=since, history_from=history_from)
-            for number, page in enumerate(pulled, 1):
-                yield page
-                if number == pages:
-                    raise ConnectionResetError("the network went away")
-
-    monkeypatch.setattr(runner, "build_connectors", lambda c, s: [Crashing(x) for x in real(c, s)])
-
-
 def test_a_gap_listing_cut_short_resumes_where_it_stopped(
     accounts: Accounts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -227,7 +202,9 @@ def test_a_gap_listing_cut_short_resumes_where_it_stopped(
     gets = Gets(accounts.google)
     widen(accounts, months_ago(18))
     with monkeypatch.context() as patch:
-        crash_after(patch, pages=2)  # history, then the gap's first page of two
+        # the Gmail connector loses its network after history, then the gap's first page of two
+        lost = raising(ConnectionResetError("the network went away"))
+        interrupt_syncs(patch, after_pages=2, then=lost, connector="gmail")
         accounts.sync(ANA)
     assert accounts.connection(ANA)["status"] == "error"
     assert gets.take() == 2

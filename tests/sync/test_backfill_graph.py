@@ -7,7 +7,6 @@ never what was fetched before (the emulator counts what its pages served)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,8 +16,8 @@ import pytest
 from app.config import settings
 from app.db import session_scope
 from app.models import Connection
-from connectors.base import Page
 from tests.emulators.microsoft import MicrosoftEmulator
+from tests.fakes import interrupt_syncs, raising
 from tests.sync.test_microsoft_sync import ANA, M365, NOW, m365, ms
 
 __all__ = ["m365", "ms"]  # the fixtures, shared with tests/sync/test_microsoft_sync.py
@@ -26,6 +25,7 @@ __all__ = ["m365", "ms"]  # the fixtures, shared with tests/sync/test_microsoft_
 JOE = "Joe <joe@northwind.example>"
 OLD = ["Old deal", "Old follow-up", "Old proposal"]
 RECENT = ["Recent answer", "Recent question"]
+died = raising(RuntimeError("the process died"))
 
 
 def months_ago(months: float) -> datetime:
@@ -152,34 +152,6 @@ def test_a_lost_sync_state_reads_the_widened_window_in_one_round(
     assert m365.connection(ANA)["stats"]["messages_seen"] == 5
 
 
-def crash_after(
-    monkeypatch: pytest.MonkeyPatch, pages: int, connector: str = "microsoft_mail"
-) -> Callable[[], None]:
-    """The process dies once a pull of that connector has yielded `pages` pages (as
-    tests/fakes.py interrupt_syncs, but passing a widened window on). Returns what undoes it."""
-    from app.sync import registry, runner
-
-    real = registry.build_connectors
-
-    class Crashing:
-        widens_history = True
-
-        def __init__(self, inner: Any) -> None:
-            self.inner, self.name = inner, inner.name
-
-        def pull(
-            self, cursor: str | None, *, since: datetime, history_from: datetime | None = None
-        ) -> Iterator[Page]:
-            pulled = self.inner.pull(cursor, since=since, history_from=history_from)
-            for number, page in enumerate(pulled, 1):
-                yield page
-                if number == pages and self.name == connector:
-                    raise RuntimeError("the process died")
-
-    monkeypatch.setattr(runner, "build_connectors", lambda c, s: [Crashing(x) for x in real(c, s)])
-    return lambda: monkeypatch.setattr(runner, "build_connectors", real)
-
-
 def test_a_crash_mid_gap_resumes_after_the_last_page_stored(
     m365: M365, ms: MicrosoftEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -194,7 +166,7 @@ def test_a_crash_mid_gap_resumes_after_the_last_page_stored(
     widen(m365, months_ago(18))
     served(ms)
     # the two folders' delta pages (nothing new), then the Inbox gap's first page
-    restore = crash_after(monkeypatch, pages=3)
+    restore = interrupt_syncs(monkeypatch, after_pages=3, then=died, connector="microsoft_mail")
     m365.sync(ANA)
     assert m365.connection(ANA)["status"] == "error"
     assert subjects(m365) == sorted(["Recent", *old[:20]])  # newest first
@@ -221,7 +193,7 @@ def test_a_crash_mid_gap_of_a_calendar_resumes_after_the_last_page_stored(
     assert subjects(m365) == []
     widen(m365, months_ago(18))
     # its round's page of changes (none), then the gap's first page of 100, oldest first
-    restore = crash_after(monkeypatch, pages=2, connector="microsoft_calendar")
+    restore = interrupt_syncs(monkeypatch, after_pages=2, then=died, connector="microsoft_calendar")
     m365.sync(ANA)
     assert m365.connection(ANA)["status"] == "error"
     assert sorted(set(subjects(m365))) == old[:100]

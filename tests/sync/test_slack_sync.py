@@ -69,8 +69,10 @@ class Workspace:
             "/api/v1/connections/oauth/slack/start", headers=self.org.as_user(email)
         )
         assert started.status_code == 200, started.text
-        query = parse_qs(urlsplit(started.json()["authorization_url"]).query)
-        code = self.slack.grant(slack_user, user_scopes=user_scopes)
+        consent = started.json()["authorization_url"]
+        query = parse_qs(urlsplit(consent).query)
+        # the tokens can do exactly what Tally asked for: the minimum scopes are enough
+        code = self.slack.grant(slack_user, user_scopes=user_scopes, consent=consent)
         return self.org.client.get(
             "/api/v1/connections/oauth/slack/callback",
             params={"code": code, "state": query["state"][0]},
@@ -296,3 +298,22 @@ def test_installing_again_reconnects_and_an_admin_takes_over_a_broken_workspace(
     assert state["status"] == "idle", state
     assert state["stats"]["messages_imported"] == imported + 2  # nothing read twice
     assert workspace.conversations() == 3
+
+
+def test_a_second_workspace_of_the_same_admin_is_a_second_connection(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = workspace.install()["connections"][0]
+    other = SlackEmulator(team_id="T0BETA", team_name="Beta", window_seconds=WINDOW).start()
+    try:
+        other.add_user("UANA", ANA)
+        monkeypatch.setattr(settings, "slack_client_id", other.client_id)
+        monkeypatch.setattr(settings, "slack_client_secret", SecretStr(other.client_secret))
+        monkeypatch.setattr(settings, "slack_api_url", other.url)
+        workspace.slack = other
+        second = workspace.install()["connections"][0]
+    finally:
+        other.stop()
+    assert second["id"] != first["id"]
+    assert (first["config"]["team_id"], second["config"]["team_id"]) == ("T0ACME", "T0BETA")
+    assert workspace.org.connection(first["id"])["config"]["team_id"] == "T0ACME"
