@@ -40,7 +40,7 @@ from app.alerts.models import Alert, QuotaAttainment
 from app.db import Database, session_scope, set_database
 from app.metrics.catalogue import Metric
 from app.metrics.engine import measure, org_frame
-from app.models import Quota
+from app.quotas.models import Quota
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 TARGET_SECONDS = 10.0

@@ -34,17 +34,10 @@ from sqlalchemy import func, select
 
 from app.activities.events import ingest_calendar, settle_ended
 from app.activities.ingest import load_directory
+from app.activities.models import Activity, EventCopy
+from app.contacts.models import Contact
 from app.db import Database, session_scope, set_database
-from app.models import (
-    Activity,
-    Connection,
-    ConnectionStatus,
-    Contact,
-    EventCopy,
-    Organization,
-    User,
-    UserAddress,
-)
+from app.models import Connection, ConnectionStatus, Organization, User, UserAddress
 from connectors.base import CalendarObject
 from connectors.calendar.ics import UnreadableCalendar, read_calendar_parts
 

@@ -175,8 +175,9 @@ def drain(emulator: EmulatorProcess) -> Run:
     and the connection's figures are read."""
     from sqlalchemy import func, select
 
+    from app.activities.models import Activity
     from app.db import session_scope
-    from app.models import Activity, Connection
+    from app.models import Connection
     from app.sync.worker import SyncWorker
 
     before = emulator.ask("stats")

@@ -40,9 +40,11 @@ from ingest import create_mailbox_owner, fresh_database, say  # noqa: E402
 from mailgen import Mailbox  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from app.activities.models import Activity  # noqa: E402
 from app.config import settings  # noqa: E402
+from app.contacts.models import Contact  # noqa: E402
 from app.db import Database, session_scope, set_database  # noqa: E402
-from app.models import Activity, Connection, Contact, utcnow  # noqa: E402
+from app.models import Connection, utcnow  # noqa: E402
 from app.runtime import settle_heap  # noqa: E402
 from app.security import encrypt_secret  # noqa: E402
 from app.sync.worker import SyncWorker  # noqa: E402

@@ -50,20 +50,15 @@ from mailgen import (
 from sqlalchemy import JSON, Table, create_engine, select, text
 
 from app.activities.ingest import IngestResult, ingest_page, load_directory
+from app.activities.models import Activity, ActivityDay, Message, MessageAddress, Observation
+from app.contacts.models import Company, Contact
 from app.contacts.service import KnownContacts
 from app.db import Base, Database, commit_without_waiting, session_scope, set_database, upgrade
 from app.models import (
-    Activity,
     ActivityContact,
-    ActivityDay,
-    Company,
     Connection,
     ConnectionStatus,
-    Contact,
     ContactDay,
-    Message,
-    MessageAddress,
-    Observation,
     Role,
     User,
     UserContact,

@@ -66,7 +66,8 @@ from orggen import (
 from sqlalchemy import JSON, event, inspect, select, text
 
 from app.db import Base, Database, session_scope, set_database, upgrade
-from app.models import Connection, ConnectionStatus, PipelineStage, Role, Team, User
+from app.deals.models import PipelineStage
+from app.models import Connection, ConnectionStatus, Role, Team, User
 from app.users import schemas
 from app.users.service import create_org, create_team, create_user, issue_key
 

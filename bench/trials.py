@@ -51,8 +51,9 @@ from ingest import fresh_database, say  # noqa: E402
 from mailgen import Mailbox  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from app.activities.models import Activity, ActivityDay  # noqa: E402
 from app.db import session_scope, set_database  # noqa: E402
-from app.models import Activity, ActivityDay, Connection, utcnow  # noqa: E402
+from app.models import Connection, utcnow  # noqa: E402
 from tests.fixtures.dovecot import DovecotServer, find_binary  # noqa: E402
 from tests.sync.processes import Processes, wait_for  # noqa: E402
 

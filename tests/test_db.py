@@ -8,8 +8,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Table, select
 
+from app.contacts.models import Company
 from app.db import Database, insert_ignore, lookup, session_scope
-from app.models import Company, utcnow
+from app.models import utcnow
 from tests.conftest import _empty
 from tests.world import make_world
 

@@ -20,8 +20,10 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.activities import store
+from app.activities.models import Activity
+from app.contacts.models import Company, Contact
 from app.db import session_scope
-from app.models import Activity, ActivityContact, Company, Contact, User
+from app.models import ActivityContact, User
 from tests.api import Org, make_org
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -20,9 +20,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from app.contacts.models import Company, Contact
 from app.db import Database, session_scope
 from app.main import create_app
-from app.models import Company, Connection, Contact
+from app.models import Connection
 from tests.api import ADMIN, make_org
 from tests.factories import message
 from tests.world import World

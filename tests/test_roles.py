@@ -17,8 +17,9 @@ from sqlalchemy import select
 
 from app.alerts.evaluate import evaluate as evaluate_alerts
 from app.alerts.models import Alert
+from app.contacts.models import Company, Contact
 from app.db import session_scope
-from app.models import Company, Connection, Contact
+from app.models import Connection
 from tests.api import Org, make_org
 from tests.factories import message
 from tests.world import World

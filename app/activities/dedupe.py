@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Activity, ActivityContact, ActivityType
+from app.activities.models import Activity
+from app.models import ActivityContact, ActivityType
 
 WINDOW = timedelta(minutes=5)
 

@@ -21,7 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.activities.inference import Directory
-from app.models import DirectoryVersion, Organization, UserAddress
+from app.activities.models import DirectoryVersion
+from app.models import Organization, UserAddress
 
 
 def load_directory(session: Session, org_id: int) -> Directory:

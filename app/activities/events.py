@@ -25,16 +25,10 @@ from app.activities.dedupe import WINDOW, duplicate_call
 from app.activities.eventdata import event_key, from_json, people, to_json
 from app.activities.facts import address_key
 from app.activities.inference import Directory
+from app.activities.models import EventAddress, EventCopy
 from app.contacts import service as contacts
 from app.db import insert_ignore, one_of
-from app.models import (
-    ActivityType,
-    Connection,
-    EventAddress,
-    EventCopy,
-    Organization,
-    utcnow,
-)
+from app.models import ActivityType, Connection, Organization, utcnow
 from connectors.base import CalendarObject, RemoteEvent
 
 EVENT_TYPES = (ActivityType.meeting_scheduled, ActivityType.meeting_held, ActivityType.call)

@@ -25,17 +25,11 @@ from app.activities.inference import (
     key_hash,
     message_key,
 )
+from app.activities.models import Message, MessageAddress, Observation
 from app.contacts import service as contacts
 from app.contacts.signature import extract
 from app.db import insert_ignore, lookup
-from app.models import (
-    ActivityType,
-    Connection,
-    Message,
-    MessageAddress,
-    Observation,
-    utcnow,
-)
+from app.models import ActivityType, Connection, utcnow
 from connectors.base import Address, Page, RemoteMessage
 from connectors.mail import text_body
 

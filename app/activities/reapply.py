@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 
 from app.activities import events, rederive, store
 from app.activities.inference import Directory
+from app.activities.models import Message, Observation
 from app.activities.rederive import Held, Ident
 from app.contacts import service as contacts
+from app.contacts.models import Contact
 from app.db import one_of
-from app.models import ActivityContact, ActivityType, Connection, Contact, Message, Observation
+from app.models import ActivityContact, ActivityType, Connection
 
 EMAIL_TYPES = [ActivityType.email_sent.value, ActivityType.email_received.value]
 

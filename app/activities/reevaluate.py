@@ -38,17 +38,17 @@ from app.activities import directory as directories
 from app.activities import reapply
 from app.activities.facts import address_key, domain_ranges
 from app.activities.inference import Directory
-from app.contacts import service as contacts
-from app.db import insert_ignore, one_of, session_scope
-from app.models import (
+from app.activities.models import (
     DirectoryChange,
     EventAddress,
     MessageAddress,
     Reevaluation,
     ReevaluationEvent,
     ReevaluationMessage,
-    utcnow,
 )
+from app.contacts import service as contacts
+from app.db import insert_ignore, one_of, session_scope
+from app.models import utcnow
 
 PAGE = 1_000  # messages per transaction: ~1 s of work on PostgreSQL (bench/reevaluate.py)
 EVENT_PAGE = 200  # events per transaction (each reads all its copies)

@@ -30,7 +30,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from app.activities.days import ContactKey, DayKey, offsets
-from app.models import Activity, ActivityContact, ActivityDay, ContactDay, User, UserContact
+from app.activities.models import Activity, ActivityDay
+from app.models import ActivityContact, ContactDay, User, UserContact
 
 ACTIVITIES = cast(Table, Activity.__table__)
 LINKS = cast(Table, ActivityContact.__table__)

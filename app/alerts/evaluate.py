@@ -22,21 +22,14 @@ from sqlalchemy.orm import Session
 from app.alerts import reconcile, rules, store
 from app.alerts.reconcile import Finding, Summary
 from app.db import session_scope
+from app.deals.models import PipelineStage
 from app.deals.queries import last_activity
 from app.metrics.catalogue import Metric
 from app.metrics.engine import OrgFrame, measure_each, org_frame
 from app.metrics.periods import local_midnight
-from app.models import (
-    Connection,
-    ConnectionStatus,
-    Deal,
-    DealStatus,
-    PipelineStage,
-    Quota,
-    Team,
-    User,
-)
+from app.models import Connection, ConnectionStatus, Deal, DealStatus, Team, User
 from app.quotas.batch import report_many
+from app.quotas.models import Quota
 from app.quotas.schemas import AttainmentItem
 from app.quotas.subjects import Subject, in_force
 

@@ -17,17 +17,12 @@ from sqlalchemy.orm import Session
 
 from app.activities import store
 from app.activities.dedupe import duplicate_call
+from app.activities.models import Activity
 from app.calls.schemas import GenericCall, WebhookResult
 from app.calls.signatures import BadSignature, check_generic
+from app.contacts.models import Contact
 from app.errors import Unauthorized, Unprocessable
-from app.models import (
-    Activity,
-    ActivityType,
-    Contact,
-    Organization,
-    User,
-    UserAddress,
-)
+from app.models import ActivityType, Organization, User, UserAddress
 from app.security import SecretUnreadable, decrypt_secret
 
 log = structlog.get_logger(__name__)

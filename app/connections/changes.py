@@ -24,7 +24,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.orm import Session
 
-from app.models import Connection, ConnectionChange, ConnectionStatus
+from app.connections.models import ConnectionChange
+from app.models import Connection, ConnectionStatus
 from app.security import decrypt_secret, encrypt_secret
 
 SETTINGS, SYNC = "settings", "sync"

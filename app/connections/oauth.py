@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from app.access import require_role, visible_user
 from app.connections import service
+from app.connections.models import OAuthFlow
 from app.errors import BadRequest, Forbidden
-from app.models import Connection, ConnectionStatus, OAuthFlow, Role, User
+from app.models import Connection, ConnectionStatus, Role, User
 from app.providers import PROVIDERS
 from app.security import SecretUnreadable, decrypt_secret, encrypt_secret
 

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from app.chat.models import ChatChannel, ChatMessageRow
 from app.connections import changes
 from app.connections.changes import pending_view
-from app.models import Connection, ConnectionChange, ConnectionStatus, utcnow
+from app.connections.models import ConnectionChange
+from app.models import Connection, ConnectionStatus, utcnow
 from app.providers import PROVIDERS, endpoint_fields
 from app.schemas import Day, Id
 

@@ -13,23 +13,14 @@ from sqlalchemy.orm import Session
 
 from app import providers
 from app.access import require_active, require_role, visible_user, visible_user_ids
+from app.activities.models import Activity, Message, MessageAddress, Observation
 from app.config import settings
 from app.connections import changes
 from app.connections.leases import release
 from app.connections.schemas import config_defaults
 from app.dbtimeouts import allow_statements, lock_refused, lock_wait
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
-from app.models import (
-    Activity,
-    Connection,
-    ConnectionStatus,
-    Message,
-    MessageAddress,
-    Observation,
-    Role,
-    User,
-    utcnow,
-)
+from app.models import Connection, ConnectionStatus, Role, User, utcnow
 from app.security import encrypt_secret
 from app.webhooks.outbox import announce_needs_reconnect
 

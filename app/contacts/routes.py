@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.orm import Session
 
 from app.contacts import queries, schemas
+from app.contacts.models import Company, Contact
 from app.deps import CurrentUser, SessionDep
 from app.errors import NotFound
-from app.models import Company, Contact
 from app.pagination import Page, PageParams, decode_cursor, page_by_id, page_params, read_id
 from app.schemas import id_query, text_query
 

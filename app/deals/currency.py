@@ -11,7 +11,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import ExchangeRate, Organization
+from app.deals.models import ExchangeRate
+from app.models import Organization
 
 CENT = Decimal("0.01")
 

@@ -11,8 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.deals import schemas
+from app.deals.models import DealChange
 from app.deals.rules import MONEY_FIELDS
-from app.models import Deal, DealChange, utcnow
+from app.models import Deal, utcnow
 
 CREATED = "created"
 DELETED = "deleted"

@@ -24,8 +24,9 @@ from app import jobs
 from app.db import get_database, session_scope
 from app.deals import schemas, service
 from app.deals.mapping import Mapping, MappingError, RowDeal, RowError, key, parse_row
+from app.deals.models import PipelineStage
 from app.errors import AppError
-from app.models import Deal, DealStatus, Organization, PipelineStage, User, UserAddress
+from app.models import Deal, DealStatus, Organization, User, UserAddress
 
 # Rows per transaction: the batch's existing deals are read in one query, and a crash loses
 # at most one batch (a new run completes it: the rows already in are unchanged).

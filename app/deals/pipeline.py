@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from app.access import require_role
 from app.deals import schemas
 from app.deals.history import record
+from app.deals.models import PipelineStage
 from app.errors import Conflict
-from app.models import Deal, DealStatus, PipelineStage, Role, User
+from app.models import Deal, DealStatus, Role, User
 
 # What a new organization starts with. Migration 0006 holds a frozen copy for the
 # organizations that existed before it; change this one, not that one.

@@ -10,19 +10,12 @@ from sqlalchemy import ColumnElement, Subquery, and_, func, or_, select, union_a
 from sqlalchemy.orm import Session
 
 from app.access import team_member_ids, visible_team, visible_user, visible_user_ids
+from app.activities.models import Activity
+from app.contacts.models import Contact
 from app.contacts.queries import edge_moment
 from app.deals import pipeline, schemas
 from app.deals.rules import probability
-from app.models import (
-    Activity,
-    ActivityContact,
-    Contact,
-    Deal,
-    DealContact,
-    DealStatus,
-    User,
-    aggregated_utc,
-)
+from app.models import ActivityContact, Deal, DealContact, DealStatus, User, aggregated_utc
 
 
 @dataclass(frozen=True)

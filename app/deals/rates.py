@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 from app.access import require_role
 from app.deals import schemas
 from app.deals.currency import NoRate, RateBook, load_rates
+from app.deals.models import ExchangeRate
 from app.errors import Conflict, Unprocessable
-from app.models import Deal, DealStatus, ExchangeRate, Organization, Role, User, utcnow
+from app.models import Deal, DealStatus, Organization, Role, User, utcnow
 
 
 def local_day(moment: datetime, tz: ZoneInfo) -> date:

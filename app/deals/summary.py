@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from app.access import team_member_ids, visible_team, visible_user, visible_user_ids
 from app.deals import pipeline, schemas
 from app.deals.currency import RateBook, load_rates
+from app.deals.models import PipelineStage
 from app.errors import Unprocessable
-from app.models import Deal, DealStatus, Organization, PipelineStage, User
+from app.models import Deal, DealStatus, Organization, User
 
 ZERO = Decimal(0)
 

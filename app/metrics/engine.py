@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from app.activities.models import Activity, ActivityDay
 from app.metrics import deals
 from app.metrics.catalogue import (
     METRICS,
@@ -52,16 +53,7 @@ from app.metrics.catalogue import (
 )
 from app.metrics.days import Bounds, split
 from app.metrics.periods import Calendar
-from app.models import (
-    Activity,
-    ActivityContact,
-    ActivityDay,
-    ContactDay,
-    Deal,
-    DealStatus,
-    Organization,
-    UTCDateTime,
-)
+from app.models import ActivityContact, ContactDay, Deal, DealStatus, Organization, UTCDateTime
 
 
 @dataclass(frozen=True, slots=True)

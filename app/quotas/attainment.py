@@ -13,13 +13,15 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from app.deals.currency import RateBook, load_rates
+from app.deals.models import PipelineStage
 from app.metrics import deals
 from app.metrics.catalogue import METRICS, Forecast, Metric, Value
 from app.metrics.days import Bounds
 from app.metrics.engine import OrgFrame, measure, org_frame
 from app.metrics.periods import Period, PeriodUnit
-from app.models import Deal, DealStatus, PipelineStage, Quota, User
+from app.models import Deal, DealStatus, User
 from app.quotas import rollup, schemas
+from app.quotas.models import Quota
 from app.quotas.subjects import Subject, dates_in_range, in_force, resolve
 
 

@@ -20,14 +20,16 @@ from sqlalchemy.orm import Session
 
 from app.access import require_role
 from app.deals.currency import RateBook, load_rates
+from app.deals.models import PipelineStage
 from app.errors import Unprocessable
 from app.metrics import deals
 from app.metrics.catalogue import METRICS, Forecast, Metric, Value
 from app.metrics.engine import OrgFrame, measure, measure_each, org_frame
 from app.metrics.periods import Period, PeriodUnit
-from app.models import Deal, DealStatus, PipelineStage, Quota, Role, User
+from app.models import Deal, DealStatus, Role, User
 from app.quotas import schemas
 from app.quotas.attainment import as_of_day, item, members_targets, window
+from app.quotas.models import Quota
 from app.quotas.subjects import Subject, dates_in_range, in_force, resolve
 
 

@@ -13,11 +13,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.access import team_member_ids, visible_team
+from app.activities.models import ActivityDay
 from app.metrics.catalogue import METRICS, Metric, Pooled
 from app.metrics.engine import OrgFrame, measure_pooled, org_frame
 from app.metrics.periods import Period, PeriodUnit
-from app.models import ActivityDay, Deal, Quota, User, aggregated_utc
+from app.models import Deal, User, aggregated_utc
 from app.quotas import history, schemas
+from app.quotas.models import Quota
 from app.quotas.subjects import dates_in_range, in_force, resolve
 
 # The needs a plan answers, in the order of the API (a name the catalogue did not know would

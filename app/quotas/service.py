@@ -12,9 +12,10 @@ from app.errors import BadRequest, Conflict, Forbidden, NotFound
 from app.metrics.catalogue import Metric
 from app.metrics.engine import measure, org_frame
 from app.metrics.periods import PeriodUnit
-from app.models import Quota, Role, User
+from app.models import Role, User
 from app.pagination import Page, PageParams, decode_cursor, page_by_id, read_id
 from app.quotas import schemas
+from app.quotas.models import Quota
 from app.quotas.subjects import dates_in_range, resolve
 
 MAX_PERIODS = 1000  # one series; a daily series of almost three years

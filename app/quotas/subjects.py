@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from app.access import team_member_ids, visible_team, visible_user
 from app.errors import BadRequest, Unprocessable
-from app.models import Quota, User
+from app.models import User
 from app.quotas import schemas
+from app.quotas.models import Quota
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,10 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.access import require_active, require_role, visible_user
+from app.connections.models import OAuthFlow
 from app.connections.service import stop_for_user
 from app.errors import Conflict, Forbidden
-from app.models import ApiKey, OAuthFlow, Organization, Role, Team, User, utcnow
+from app.models import ApiKey, Organization, Role, Team, User, utcnow
 
 LAST_ADMIN = (
     "user {id} is the last admin of the organization: make another user admin first "

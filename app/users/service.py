@@ -13,10 +13,11 @@ from app.access import require_active, require_role, visible_user, visible_user_
 from app.activities import reevaluate
 from app.calls.service import default_region, holds_number, normalize_phone, secrets_of
 from app.deals.currency import load_rates
+from app.deals.models import ExchangeRate
 from app.deals.pipeline import add_default_stages
 from app.deals.rates import rebase
 from app.errors import Conflict, NotFound, Unprocessable
-from app.models import ApiKey, Deal, ExchangeRate, Organization, Role, Team, User, UserAddress
+from app.models import ApiKey, Deal, Organization, Role, Team, User, UserAddress
 from app.security import encrypt_secret, hash_api_key, new_api_key
 from app.users import lifecycle, schemas
 

@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session
 
 from app.activities import store
 from app.activities.dedupe import duplicate_call
+from app.contacts.models import Contact
 from app.db import Database, session_scope
-from app.models import Contact, Organization, User
+from app.models import Organization, User
 
 AT = datetime(2024, 5, 14, 10, 0, tzinfo=UTC)
 

@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from app.activities.ingest import ingest_page, load_directory
+from app.activities.models import Activity, Observation
+from app.contacts.models import Company, Contact
 from app.contacts.service import KnownContacts
 from app.db import Database, session_scope
-from app.models import Activity, ActivityContact, Company, Connection, Contact, Observation
+from app.models import ActivityContact, Connection
 from connectors.base import Page, RemoteMessage
 from tests.conftest import _empty
 from tests.factories import message

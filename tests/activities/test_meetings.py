@@ -8,16 +8,15 @@ from typing import Any
 
 import pytest
 
-from app.activities.inference import Directory
-from app.activities.meetings import (
+from app.activities.eventtext import (
     DEFAULT_CALL_PATTERN,
     call_pattern_error,
-    classify,
-    event_activities,
     phone_field,
     title_is_call,
     video_links,
 )
+from app.activities.inference import Directory
+from app.activities.meetings import classify, event_activities
 from connectors.base import Attendee, RemoteEvent
 from tests.factories import attendee, event
 

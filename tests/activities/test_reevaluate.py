@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.activities import reevaluate
+from app.activities.models import DirectoryChange, Reevaluation, ReevaluationMessage
+from app.contacts.models import Contact
 from app.db import Database, session_scope
-from app.models import Contact, DirectoryChange, Reevaluation, ReevaluationMessage
 from tests.activities.reeval_world import Directory, Town
 from tests.activities.test_store import assert_rollups_match
 from tests.api import Org
@@ -190,7 +191,7 @@ def test_a_sync_holding_the_old_directory_infers_with_the_new_one(database: Data
 def test_mail_filtered_before_0012_counts_once_read_again(database: Database) -> None:
     from sqlalchemy import delete, update
 
-    from app.models import Message, MessageAddress, Observation
+    from app.activities.models import Message, MessageAddress, Observation
 
     town = Town.make(Directory())
     sent = message(

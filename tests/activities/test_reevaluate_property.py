@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from app.activities import reevaluate
+from app.contacts.models import Company, Contact
 from app.db import Database, session_scope
-from app.models import Company, Contact
 from connectors.base import CalendarObject
 from tests.activities.reeval_world import Directory, Town
 from tests.activities.test_store import assert_rollups_match

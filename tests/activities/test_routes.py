@@ -13,8 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.contacts.models import Company, Contact
 from app.db import Database, session_scope
-from app.models import Company, Connection, Contact
+from app.models import Connection
 from tests.api import Org, make_org
 from tests.factories import message
 from tests.world import World

@@ -14,21 +14,13 @@ from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from app.activities import store
+from app.activities.models import Activity, ActivityDay
 from app.calls.service import CallLog, record_call
 from app.cli import cli
 from app.connections import service as connections
+from app.contacts.models import Contact
 from app.db import Database, session_scope
-from app.models import (
-    Activity,
-    ActivityContact,
-    ActivityDay,
-    Connection,
-    Contact,
-    ContactDay,
-    Organization,
-    User,
-    UserContact,
-)
+from app.models import ActivityContact, Connection, ContactDay, Organization, User, UserContact
 from app.users import schemas
 from app.users.service import update_org
 from connectors.base import CalendarObject

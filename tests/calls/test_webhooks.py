@@ -18,8 +18,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.activities import store
+from app.activities.models import Activity
+from app.contacts.models import Contact
 from app.db import session_scope
-from app.models import Activity, ActivityContact, Contact, Organization
+from app.models import ActivityContact, Organization
 from tests.api import Org, make_org
 
 GENERIC = "/api/v1/calls/webhook/generic"

@@ -14,11 +14,13 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.activities.models import Activity
 from app.chat import service
 from app.chat.models import ChatMessageRow, ChatParticipant
 from app.chat.schemas import ChatSettingsBody
+from app.contacts.models import Contact
 from app.db import Database, session_scope
-from app.models import Activity, Contact, User
+from app.models import User
 from tests.chat.world import JOE, SUE, T0, ChatOrg, make_chat_org, message, snapshot
 
 

@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app.activities.models import Activity
 from app.chat.models import ChatChannel, ChatMessageRow
 from app.db import session_scope
-from app.models import Activity
 from tests.api import Org, make_org
 
 INGEST = "/api/v1/activities/ingest/chat"

@@ -9,18 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import (
-    Activity,
-    ActivityContact,
-    ActivityDay,
-    Company,
-    Contact,
-    ContactDay,
-    Organization,
-    User,
-    UserAddress,
-    UserContact,
-)
+from app.activities.models import Activity, ActivityDay
+from app.contacts.models import Company, Contact
+from app.models import ActivityContact, ContactDay, Organization, User, UserAddress, UserContact
 from connectors.chat import ChatMessage
 
 T0 = datetime(2024, 5, 14, 9, 0, tzinfo=UTC)

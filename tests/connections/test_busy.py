@@ -19,8 +19,9 @@ from sqlalchemy import func, select, text
 
 from app.config import settings
 from app.connections.leases import claim_due
+from app.connections.models import ConnectionChange
 from app.db import Database, session_scope
-from app.models import Connection, ConnectionChange, utcnow
+from app.models import Connection, utcnow
 from tests.api import Org, make_org
 
 pytestmark = pytest.mark.postgresql_only

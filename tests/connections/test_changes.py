@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.connections import changes, leases
+from app.connections.models import ConnectionChange
 from app.db import session_scope
-from app.models import Connection, ConnectionChange, ConnectionStatus, utcnow
+from app.models import Connection, ConnectionStatus, utcnow
 from app.sync import runner
 from tests.api import Org
 from tests.fakes import FakeConnector

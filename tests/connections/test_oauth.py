@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.connections import oauth
+from app.connections.models import OAuthFlow
 from app.db import Database, session_scope
 from app.errors import BadRequest
-from app.models import Connection, ConnectionStatus, OAuthFlow, User, UserAddress, utcnow
+from app.models import Connection, ConnectionStatus, User, UserAddress, utcnow
 from app.security import decrypt_secret
 from app.users import service as users
 from tests.api import make_org

@@ -8,8 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app.activities.models import Activity
 from app.db import session_scope
-from app.models import Activity, Connection
+from app.models import Connection
 from app.security import decrypt_secret
 from tests.api import Org, make_org
 from tests.factories import message
@@ -181,7 +182,8 @@ def test_delete_with_purge_removes_only_what_this_connection_alone_captured(org:
 def test_purging_a_calendar_removes_the_meetings_only_it_held(org: Org) -> None:
     from datetime import UTC, datetime
 
-    from app.models import ActivityDay, ContactDay
+    from app.activities.models import ActivityDay
+    from app.models import ContactDay
     from connectors.base import CalendarObject
     from tests.factories import attendee, event
 

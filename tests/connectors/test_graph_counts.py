@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.activities.models import EventCopy
 from app.db import session_scope
-from app.models import Connection, EventCopy
+from app.models import Connection
 from connectors.microsoft import READ_BASIC_DEVIATION
 from tests.emulators.microsoft import MicrosoftEmulator
 from tests.sync.test_microsoft_sync import ANA, M365, NOW, m365, ms

@@ -19,9 +19,9 @@ from app.alerts import job as alert_job
 from app.chat import service as chat
 from app.db import session_scope
 from app.models import Connection
+from connectors.chat import ChatMessage
 from tests.api import Org, make_org
 from tests.factories import message
-from connectors.chat import ChatMessage
 from tests.world import World
 
 DOMAIN = "acme.example"

@@ -274,7 +274,7 @@ def test_history_pages_and_survives_deletion(org: Org) -> None:
     response = org.client.delete(f"{URL}/{deal['id']}", headers=org.as_admin())
     assert response.status_code == 204
     assert org.client.get(f"{URL}/{deal['id']}", headers=org.as_admin()).status_code == 404
-    from app.models import DealChange
+    from app.deals.models import DealChange
 
     with session_scope() as session:
         fields = session.scalars(

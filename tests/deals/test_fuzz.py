@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from app.contacts.models import Company, Contact
 from app.db import Database, session_scope
 from app.main import create_app
-from app.models import Company, Contact, Deal, User
+from app.models import Deal, User
 from tests.test_openapi import (
     JUNK_JSON,
     JUNK_TEXT,

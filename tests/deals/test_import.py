@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.db import session_scope
-from app.models import Deal, DealChange, PipelineStage
+from app.deals.models import DealChange, PipelineStage
+from app.models import Deal
 from tests.api import Org
 from tests.deals.maven import DATA, EXPORT, MAPPING, PRICES, ROWS, TEAMS, compare, setup_org
 

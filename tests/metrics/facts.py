@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.activities import store
-from app.models import Contact, Deal
+from app.contacts.models import Contact
+from app.models import Deal
 
 
 def contact(session: Session, org_id: int, email: str) -> int:

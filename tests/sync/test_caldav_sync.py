@@ -19,9 +19,10 @@ from sqlalchemy import select
 
 from app.activities import events
 from app.activities.ingest import load_directory
+from app.activities.models import EventCopy, Observation
 from app.config import settings
 from app.db import session_scope
-from app.models import Connection, EventCopy, Observation
+from app.models import Connection
 from app.sync import registry, runner
 from connectors.base import Address, Attendee, CalendarObject, RemoteEvent
 from connectors.calendar.ics import UnreadableCalendar, read_calendar_parts

@@ -21,9 +21,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app.activities.models import Activity, Observation
 from app.config import settings
 from app.db import Database, session_scope
-from app.models import Activity, Connection, Observation
+from app.models import Connection
 from tests.api import make_org
 from tests.fixtures.dovecot import DovecotServer
 from tests.sync.processes import Processes, wait_for

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
+from app.activities.models import Activity
 from app.connections import leases as connections
 from app.db import Database, session_scope
-from app.models import Activity, Connection, ConnectionStatus, utcnow
+from app.models import Connection, ConnectionStatus, utcnow
 from app.sync import runner
 from connectors.base import AuthExpired, ConnectorError, CursorExpired, Page, RateLimited
 from tests.factories import message
