@@ -23,7 +23,7 @@ from app.connections import service
 from app.connections.models import OAuthFlow
 from app.errors import BadRequest, Forbidden
 from app.models import Connection, ConnectionStatus, Role, User
-from app.providers import PROVIDERS
+from app.providers import CONSENTS, PROVIDERS
 from app.security import SecretUnreadable, decrypt_secret, encrypt_secret
 
 FLOW_TTL = timedelta(minutes=15)
@@ -136,6 +136,27 @@ def connect(
     return connection
 
 
+def may_start(session: Session, user: User, consent: str) -> None:
+    """Refuse early what the callback would refuse: a member who is not an admin starting
+    the first install of an organization's account (`_workspace`), before they go through
+    the provider's consent for nothing."""
+    for provider in CONSENTS.get(consent, ()):
+        kind = PROVIDERS[provider]
+        if not kind.workspace or user.role == Role.admin:
+            continue
+        connections = session.scalars(
+            select(Connection).where(
+                Connection.org_id == user.org_id, Connection.provider == provider
+            )
+        )
+        if not any(not c.config.get("own_only") for c in connections):
+            raise Forbidden(_FIRST_INSTALL.format(provider=provider))
+
+
+_FIRST_INSTALL = (
+    "an admin installs {provider} for the organization first: it counts every member's "
+    "conversations (docs/slack.md)"
+)
 OWN_ONLY = "own_only"
 ALL = "all"
 
@@ -158,10 +179,7 @@ def _workspace(
     readers = [c for c in every if not c.config.get("own_only")]
     if not readers:
         if user.role != Role.admin:
-            raise Forbidden(
-                f"an admin installs {provider} for the organization first: it counts every "
-                "member's conversations (docs/slack.md)"
-            )
+            raise Forbidden(_FIRST_INSTALL.format(provider=provider))
         return ALL
     working = [c for c in readers if not _broken(session, c)]
     if working or user.role != Role.admin:

@@ -79,6 +79,7 @@ def oauth_start(
     if user.deactivated_at is not None:
         raise Conflict(f"user {user.id} is deactivated: nothing syncs for them any more")
     client = _client(name)
+    oauth.may_start(session, user, name)
     started = client.start(redirect_uri(name), login_hint=user.email)
     oauth.keep_flow(session, user, name, started.state, started.flow, now=utcnow())
     if redirect:

@@ -220,7 +220,9 @@ def test_a_workspace_is_read_once_and_each_member_adds_only_their_own_dms(
     org, slack = workspace.org, workspace.slack
     org.user(RITA)  # a rep
     slack.add_user("URITA", RITA)
-    refused = workspace.consent(RITA, "URITA")  # nobody has connected the workspace yet
+    refused = org.client.get(  # nobody has connected the workspace yet: refused at once
+        "/api/v1/connections/oauth/slack/start", headers=org.as_user(RITA)
+    )
     assert refused.status_code == 403 and "admin" in refused.json()["error"]["message"]
     pasted = org.client.post(
         "/api/v1/connections",
@@ -317,3 +319,31 @@ def test_a_second_workspace_of_the_same_admin_is_a_second_connection(
     assert second["id"] != first["id"]
     assert (first["config"]["team_id"], second["config"]["team_id"]) == ("T0ACME", "T0BETA")
     assert workspace.org.connection(first["id"])["config"]["team_id"] == "T0ACME"
+
+
+def test_a_members_install_started_while_the_workspace_was_connected_is_checked_again(
+    workspace: Workspace,
+) -> None:
+    """The rep may start (the workspace is connected), but the admin removes the workspace's
+    connection before Slack sends the rep back: the callback refuses what start would now."""
+    org, slack = workspace.org, workspace.slack
+    org.user(RITA)
+    slack.add_user("URITA", RITA)
+    workspace.install()
+    started = org.client.get("/api/v1/connections/oauth/slack/start", headers=org.as_user(RITA))
+    assert started.status_code == 200, started.text
+    consent = started.json()["authorization_url"]
+    gone = org.client.delete(
+        f"/api/v1/connections/{workspace.connection_id}", headers=org.as_admin()
+    )
+    assert gone.status_code == 204, gone.text
+    back = org.client.get(
+        "/api/v1/connections/oauth/slack/callback",
+        params={
+            "code": slack.grant("URITA", consent=consent),
+            "state": parse_qs(urlsplit(consent).query)["state"][0],
+        },
+    )
+    assert back.status_code == 403 and "admin" in back.json()["error"]["message"]
+    listed = org.client.get("/api/v1/connections", headers=org.as_admin()).json()["items"]
+    assert listed == []
