@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from app import ratelimit
 from app.access import require_role
 from app.calls.service import signed_by
-from app.chat import schemas, service
+from app.chat import channels, schemas, service
 from app.deps import Credentials, CurrentUser, SessionDep, current_user
 from app.errors import Forbidden, Unauthorized
 from app.models import Role
+from app.pagination import Page, PageParams, decode_cursor, page_by_id, page_params, read_id
 from app.schemas import MAX_ID
 from connectors.chat import ChatMessage
 
@@ -79,6 +80,7 @@ def ingest_chat(
         channel_id=data.channel_id,
         messages=[ChatMessage(m.id, m.sender, m.sent_at, m.text_length) for m in data.messages],
         participants=data.participants,
+        name=data.channel_name,
     )
     return schemas.ChatIngestResult(
         stored=result.stored,
@@ -87,6 +89,29 @@ def ingest_chat(
         activities_removed=result.activities_removed,
         activities_changed=result.activities_moved,
     )
+
+
+@router.get(
+    "/chat/channels",
+    summary="The organization's chat channels, newest first, with what was captured (admin)",
+    description="Every conversation place Tally holds messages of, whatever brought it: a "
+    "Slack connection, or a tool posting to POST /activities/ingest/chat. Message text is "
+    "never kept, so none is shown.",
+)
+def list_chat_channels(
+    session: SessionDep,
+    caller: CurrentUser,
+    paging: Annotated[PageParams, Depends(page_params)],
+    source: Annotated[
+        str | None, Query(pattern=schemas.SOURCE_PATTERN, description="one source only")
+    ] = None,
+) -> Page[schemas.ChannelRead]:
+    require_role(caller, Role.admin)
+    before = decode_cursor(paging.cursor, read_id)
+    rows = channels.page(
+        session, caller.org_id, source=source, before=before, limit=paging.limit + 1
+    )
+    return page_by_id(rows, paging.limit)
 
 
 @router.get("/org/chat-settings", summary="The organization's chat settings (any member)")

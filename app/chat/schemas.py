@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,6 +54,14 @@ class ChatIngest(BaseModel):
         pattern=NAME_PATTERN,
         description="the conversation place, unique within the source",
     )
+    channel_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=LINE_PATTERN,
+        description="how people know the channel (the customer's name, a chat's subject), "
+        "shown by GET /chat/channels; left out: the name stored is kept",
+    )
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
     participants: list[Address] = Field(
         default_factory=list,
@@ -80,3 +89,27 @@ class ChatSettingsBody(BaseModel):
         description="a message later than this after the previous one starts a new "
         "conversation (exactly this long splits)",
     )
+
+
+class ChannelRead(BaseModel):
+    """A conversation place and what Tally holds of it (never the text)."""
+
+    id: int
+    source: str = Field(description="e.g. slack, whatsapp")
+    channel_id: str = Field(description="the source's own id of the channel")
+    name: str | None = Field(
+        description="as the source shows it (a Slack channel's name; a direct message: the "
+        "other person's address; a tool's `channel_name`); null until the source says"
+    )
+    kind: str | None = Field(description="Slack: public_channel, private_channel, im or mpim")
+    connection_id: int | None = Field(
+        description="the connection that reads it (Slack); null for a tool posting to "
+        "POST /activities/ingest/chat"
+    )
+    messages: int = Field(description="messages captured from it")
+    last_message_at: datetime | None
+    synced_to: datetime | None = Field(
+        description="every message the channel had up to this moment is captured; null while "
+        "its first backfill runs, and for tools that post (they say nothing of it)"
+    )
+    created_at: datetime = Field(description="when Tally first heard of it")

@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.chat.models import ChatChannel, ChatMessageRow
+from app.chat import channels as chat_channels
+from app.chat.schemas import ChannelRead
 from app.connections import changes
 from app.connections.changes import pending_view
 from app.connections.models import ConnectionChange
@@ -237,22 +237,6 @@ class Stats(BaseModel):
     activities_created: int
 
 
-class ChannelRead(BaseModel):
-    source: str = Field(description="e.g. slack")
-    channel_id: str = Field(description="the source's own id of the channel")
-    name: str | None = Field(
-        description="as the source shows it (a Slack channel's name; a direct message: the "
-        "other person's address); null until the source says"
-    )
-    kind: str | None = Field(description="Slack: public_channel, private_channel, im or mpim")
-    messages: int = Field(description="messages captured from it")
-    last_message_at: datetime | None
-    synced_to: datetime | None = Field(
-        description="every message the channel had up to this moment is captured; null while "
-        "its first backfill runs"
-    )
-
-
 class ConnectionRead(BaseModel):
     id: int
     user_id: int
@@ -325,53 +309,12 @@ class ConnectionRead(BaseModel):
         )
 
 
-MAX_CHANNELS_SHOWN = 1000
-
-
-def _channels(session: Session, connection_ids: list[int]) -> dict[int, list[ChannelRead]]:
-    """The channels of these chat connections, from what app/chat stored (one query)."""
-    if not connection_ids:
-        return {}
-    rows = session.execute(
-        select(
-            ChatChannel.connection_id,
-            ChatChannel.source,
-            ChatChannel.channel_id,
-            ChatChannel.name,
-            ChatChannel.kind,
-            ChatChannel.synced_to,
-            func.count(ChatMessageRow.id),
-            func.max(ChatMessageRow.sent_at),
-        )
-        .outerjoin(ChatMessageRow, ChatMessageRow.channel_pk == ChatChannel.id)
-        .where(ChatChannel.connection_id.in_(connection_ids))
-        .group_by(ChatChannel.id)  # its other columns depend on it (PostgreSQL allows them)
-        .order_by(func.max(ChatMessageRow.sent_at).desc().nulls_last(), ChatChannel.channel_id)
-    ).all()
-    found: dict[int, list[ChannelRead]] = {c: [] for c in connection_ids}
-    for connection_id, source, channel_id, name, kind, synced_to, count, latest in rows:
-        shown = found.get(connection_id or 0)
-        if shown is not None and len(shown) < MAX_CHANNELS_SHOWN:
-            shown.append(
-                ChannelRead(
-                    source=source,
-                    channel_id=channel_id,
-                    name=name,
-                    kind=kind,
-                    messages=count,
-                    last_message_at=latest,
-                    synced_to=synced_to,
-                )
-            )
-    return found
-
-
 def read(session: Session, connections: Sequence[Connection]) -> list[ConnectionRead]:
     """As readers see them: with the changes queued for them (changes.py) and, for a chat
     connection, its channels, in one query each."""
     waiting = changes.pending(session, [c.id for c in connections])
     chats = [c.id for c in connections if getattr(PROVIDERS.get(c.provider), "chat", False)]
-    channels = _channels(session, chats)
+    channels = chat_channels.of_connections(session, chats)
     return [ConnectionRead.of(c, waiting.get(c.id, ()), channels.get(c.id)) for c in connections]
 
 

@@ -297,3 +297,49 @@ def test_chat_settings(setup: Setup) -> None:
         "gap_minutes": 240
     }
     assert stored(setup.org.id) == (2, 1)
+
+
+def test_an_admin_sees_every_channel_a_tool_posted_to(setup: Setup) -> None:
+    s = setup
+    named = post(s, {**CONVERSATION, "channel_name": "Northwind (Joe)"})
+    assert named.status_code == 200, named.text
+    other = payload(("m1", JOE, "2024-05-15T09:00:00+02:00"), source="crisp", channel_id="s-9")
+    assert post(s, other).status_code == 200
+    # a later post without a name keeps the one given
+    later = payload(("wamid.3", JOE, "2024-05-20T09:00:00+02:00"))
+    assert post(s, later).status_code == 200
+
+    def listed(**params: Any) -> Any:
+        return s.client.get("/api/v1/chat/channels", params=params, headers=s.org.as_admin())
+
+    first = listed(limit=1)
+    assert first.status_code == 200, first.text
+    [crisp] = first.json()["items"]  # the newest first
+    assert (crisp["source"], crisp["channel_id"], crisp["messages"]) == ("crisp", "s-9", 1)
+    rest = listed(limit=1, cursor=first.json()["next_cursor"]).json()
+    [whatsapp] = rest["items"]
+    assert rest["next_cursor"] is None
+    assert whatsapp["name"] == "Northwind (Joe)" and whatsapp["messages"] == 3
+    assert whatsapp["last_message_at"].startswith("2024-05-20T07:00:00")
+    assert (whatsapp["connection_id"], whatsapp["synced_to"], whatsapp["kind"]) == (
+        None,
+        None,
+        None,
+    )
+    assert [c["source"] for c in listed(source="whatsapp").json()["items"]] == ["whatsapp"]
+    assert listed(source="Not A Source").status_code == 422
+    assert listed(cursor="garbage").status_code == 400
+    for who in ("ana@acme.example", "mia@acme.example"):  # it shows colleagues' customers
+        answer = s.client.get("/api/v1/chat/channels", headers=s.org.as_user(who))
+        assert answer.status_code == 403, answer.text
+    other_org = make_org(s.client, name="Other")
+    mine = s.client.get("/api/v1/chat/channels", headers=other_org.as_admin())
+    assert mine.json()["items"] == []  # another organization sees none of them
+
+
+def test_a_channel_name_the_columns_cannot_hold_is_refused(setup: Setup) -> None:
+    for name in ("x" * 201, "two\nlines", ""):
+        answer = post(setup, {**CONVERSATION, "channel_name": name})
+        assert answer.status_code == 422, (name, answer.text)
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(ChatChannel)) == 0
