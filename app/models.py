@@ -1,7 +1,7 @@
 """What every domain shares: the column types and enums, the organization and its people, and
-the tables that a domain reads below the one that writes them (the connection, read by ingest;
-the deal and the links and rollups of contacts, read by app/contacts). A domain's own tables
-are in app/<domain>/models.py, all registered by app/tables.py.
+the two tables that a domain reads below the one that writes them (the connection, read by
+ingest; the deal, whose company app/contacts checks before it forgets one). A domain's own
+tables are in app/<domain>/models.py, all registered by app/tables.py.
 
 Timestamps are stored as UTC; periods are computed in the organization's zone."""
 
@@ -219,59 +219,6 @@ class Connection(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ActivityContact(Base):
-    __tablename__ = "activity_contacts"
-
-    activity_id: Mapped[int] = mapped_column(
-        ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True
-    )
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
-
-
-class ContactDay(Base):
-    """Stored rollup: a contact linked to a user's activities on one local day, how often, and
-    the first and last moment of those activities.
-
-    Keeps `contacts_engaged` an exact distinct count across days and team members."""
-
-    __tablename__ = "contact_days"
-    __table_args__ = (
-        PrimaryKeyConstraint("user_id", "day", "contact_id"),
-        # a contact's first and latest day found by probing, not by reading its history
-        Index("ix_contact_days_contact_day", "contact_id", "day"),
-    )
-
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    day: Mapped[date] = mapped_column(Date)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    count: Mapped[int] = mapped_column(Integer)  # activity links; the row goes at 0
-    # the earliest and latest occurred_at of those links: contacts' and companies' first and
-    # latest interaction read from here, not from the whole history (app.contacts.queries)
-    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class UserContact(Base):
-    """Stored rollup: how many activity links join a user to a contact, over all time; the
-    row goes at 0.
-
-    The (user, contact) relation that decides which contacts a rep or a manager may see, and
-    where their search starts: one row per pair, so a team's contacts are read in a few
-    thousand index entries, not through every day of their history (contact_days)."""
-
-    __tablename__ = "user_contacts"
-    __table_args__ = (
-        PrimaryKeyConstraint("user_id", "contact_id"),
-        Index("ix_user_contacts_contact_user", "contact_id", "user_id"),
-    )
-
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    count: Mapped[int] = mapped_column(Integer)
-
-
 class Deal(Base):
     """An opportunity. Amounts in its own currency; `*_base` in the org's currency at the
     rate of its `closed_at` date (set while won or lost: the deal metrics sum them)."""
@@ -307,17 +254,6 @@ class Deal(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     external_id: Mapped[str | None] = mapped_column(String(255))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class DealContact(Base):
-    __tablename__ = "deal_contacts"
-
-    deal_id: Mapped[int] = mapped_column(
-        ForeignKey("deals.id", ondelete="CASCADE"), primary_key=True
-    )
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
 
 
 class WorkerHeartbeat(Base):

@@ -51,18 +51,10 @@ from sqlalchemy import JSON, Table, create_engine, select, text
 
 from app.activities.ingest import IngestResult, ingest_page, load_directory
 from app.activities.models import Activity, ActivityDay, Message, MessageAddress, Observation
-from app.contacts.models import Company, Contact
+from app.contacts.models import ActivityContact, Company, Contact, ContactDay, UserContact
 from app.contacts.service import KnownContacts
 from app.db import Base, Database, commit_without_waiting, session_scope, set_database, upgrade
-from app.models import (
-    ActivityContact,
-    Connection,
-    ConnectionStatus,
-    ContactDay,
-    Role,
-    User,
-    UserContact,
-)
+from app.models import Connection, ConnectionStatus, Role, User
 from app.runtime import settle_heap
 from app.users import schemas
 from app.users.service import create_org, create_user

@@ -32,10 +32,10 @@ from sqlalchemy import func, select, text
 from app.activities import reevaluate
 from app.activities.ingest import ingest_page, load_directory
 from app.activities.models import Activity, MessageAddress
-from app.contacts.models import Company, Contact
+from app.contacts.models import ActivityContact, Company, Contact
 from app.contacts.service import KnownContacts
 from app.db import Database, commit_without_waiting, session_scope, set_database
-from app.models import ActivityContact, Connection, ConnectionStatus, Role, User, utcnow
+from app.models import Connection, ConnectionStatus, Role, User, utcnow
 from app.users import schemas
 from app.users.service import create_org, create_user, update_user
 from connectors.base import Failure, Page, RemoteMessage

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from app.activities import store
 from app.activities.models import Activity
-from app.contacts.models import Company, Contact
+from app.contacts.models import ActivityContact, Company, Contact
 from app.db import session_scope
-from app.models import ActivityContact, User
+from app.models import User
 from tests.api import Org, make_org
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

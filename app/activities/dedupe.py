@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.activities.models import Activity
-from app.models import ActivityContact, ActivityType
+from app.contacts.models import ActivityContact
+from app.models import ActivityType
 
 WINDOW = timedelta(minutes=5)
 

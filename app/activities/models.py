@@ -1,8 +1,8 @@
 """Tables of this domain (registered on Base.metadata by app/tables.py): messages and their
 copies, events, activities and their daily count, and the directory's re-evaluation.
 
-The activity-contact links and the contact rollups stay in app/models.py: app/contacts reads
-them, and that domain sits below this one."""
+The activity-contact links and the contact rollups are in app/contacts/models.py:
+app/contacts reads them, and that domain sits below this one."""
 
 from __future__ import annotations
 

@@ -22,9 +22,9 @@ from app.activities.inference import Directory
 from app.activities.models import Message, Observation
 from app.activities.rederive import Held, Ident
 from app.contacts import service as contacts
-from app.contacts.models import Contact
+from app.contacts.models import ActivityContact, Contact
 from app.db import one_of
-from app.models import ActivityContact, ActivityType, Connection
+from app.models import ActivityType, Connection
 
 EMAIL_TYPES = [ActivityType.email_sent.value, ActivityType.email_received.value]
 

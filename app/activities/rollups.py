@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 
 from app.activities.days import ContactKey, DayKey, offsets
 from app.activities.models import Activity, ActivityDay
-from app.models import ActivityContact, ContactDay, User, UserContact
+from app.contacts.models import ActivityContact, ContactDay, UserContact
+from app.models import User
 
 ACTIVITIES = cast(Table, Activity.__table__)
 LINKS = cast(Table, ActivityContact.__table__)

@@ -45,9 +45,9 @@ from sqlalchemy.orm import Session
 from app.access import team_member_ids, visible_team, visible_user, visible_user_ids
 from app.activities import schemas
 from app.activities.models import Activity
-from app.contacts.models import Contact
+from app.contacts.models import ActivityContact, Contact
 from app.db import one_of
-from app.models import ActivityContact, ActivityType, User
+from app.models import ActivityType, User
 from app.pagination import Page, encode_cursor
 from app.schemas import MAX_ID
 

@@ -11,10 +11,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import QueryableAttribute, Session, aliased
 
 from app.access import visible_user_ids
-from app.contacts.models import Company, Contact
+from app.contacts.models import Company, Contact, ContactDay, UserContact
 from app.db import one_of
 from app.errors import NotFound
-from app.models import ContactDay, Role, User, UserContact, aggregated_utc
+from app.models import Role, User, aggregated_utc
 
 
 def visible(session: Session, caller: User) -> list[ColumnElement[bool]]:

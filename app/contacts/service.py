@@ -10,10 +10,10 @@ from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from app.contacts import identity
-from app.contacts.models import Company, Contact
+from app.contacts.models import ActivityContact, Company, Contact, DealContact
 from app.contacts.signature import SignatureFields
 from app.db import insert_ignore, lookup, one_of
-from app.models import ActivityContact, Deal, DealContact
+from app.models import Deal
 
 CONTACTS = cast(Table, Contact.__table__)
 COMPANIES = cast(Table, Company.__table__)

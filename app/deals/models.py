@@ -1,7 +1,8 @@
 """Tables of this domain (registered on Base.metadata by app/tables.py).
 
-The deal and its contacts stay in app/models.py: app/contacts reads them (a contact or a
-company a deal holds is never forgotten), and that domain sits below this one."""
+The deal stays in app/models.py: app/contacts reads it (a company a deal holds is never
+forgotten), and that domain sits below this one. Its contacts (deal_contacts) are in
+app/contacts/models.py, for the same reason."""
 
 from __future__ import annotations
 

@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session
 
 from app.access import team_member_ids, visible_team, visible_user, visible_user_ids
 from app.activities.models import Activity
-from app.contacts.models import Contact
+from app.contacts.models import ActivityContact, Contact, DealContact
 from app.contacts.queries import edge_moment
 from app.deals import pipeline, schemas
 from app.deals.rules import probability
-from app.models import ActivityContact, Deal, DealContact, DealStatus, User, aggregated_utc
+from app.models import Deal, DealStatus, User, aggregated_utc
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 
 from app import jobs
 from app.access import visible_user, visible_user_ids
-from app.contacts.models import Company, Contact
+from app.contacts.models import Company, Contact, DealContact
 from app.deals import history, pipeline, rates, schemas
 from app.deals.currency import RateBook, load_rates
 from app.deals.queries import contact_ids_of, read_deals
 from app.deals.rules import TRACKED, DealRuleError, State, diff, settle, snapshot
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
-from app.models import Deal, DealContact, DealStatus, Organization, Role, User, utcnow
+from app.models import Deal, DealStatus, Organization, Role, User, utcnow
 from app.webhooks.outbox import announce
 
 Change = tuple[str, Any, Any]  # (field, old, new) as the history keeps them

@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.activities.models import Activity, ActivityDay
+from app.contacts.models import ActivityContact, ContactDay
 from app.metrics import deals
 from app.metrics.catalogue import (
     METRICS,
@@ -53,7 +54,7 @@ from app.metrics.catalogue import (
 )
 from app.metrics.days import Bounds, split
 from app.metrics.periods import Calendar
-from app.models import ActivityContact, ContactDay, Deal, DealStatus, Organization, UTCDateTime
+from app.models import Deal, DealStatus, Organization, UTCDateTime
 
 
 @dataclass(frozen=True, slots=True)

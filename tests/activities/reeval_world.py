@@ -19,9 +19,9 @@ from sqlalchemy import select
 from app.activities import events
 from app.activities.ingest import ingest_page, load_directory
 from app.activities.models import Activity
-from app.contacts.models import Company, Contact
+from app.contacts.models import ActivityContact, Company, Contact
 from app.db import session_scope
-from app.models import ActivityContact, Connection, Role, User
+from app.models import Connection, Role, User
 from app.users import schemas, service
 from connectors.base import CalendarObject, Page, RemoteMessage
 

@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from app.activities.models import Activity, EventCopy
-from app.contacts.models import Contact
+from app.contacts.models import ActivityContact, Contact
 from app.db import Database, session_scope
-from app.models import ActivityContact
 from connectors.base import CalendarObject, RemoteEvent
 from tests.factories import attendee, event
 from tests.world import World, make_world

@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from app.activities.ingest import ingest_page, load_directory
 from app.activities.models import Activity, Observation
-from app.contacts.models import Company, Contact
+from app.contacts.models import ActivityContact, Company, Contact
 from app.contacts.service import KnownContacts
 from app.db import Database, session_scope
-from app.models import ActivityContact, Connection
+from app.models import Connection
 from connectors.base import Page, RemoteMessage
 from tests.conftest import _empty
 from tests.factories import message

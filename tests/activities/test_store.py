@@ -18,9 +18,9 @@ from app.activities.models import Activity, ActivityDay
 from app.calls.service import CallLog, record_call
 from app.cli import cli
 from app.connections import service as connections
-from app.contacts.models import Contact
+from app.contacts.models import ActivityContact, Contact, ContactDay, UserContact
 from app.db import Database, session_scope
-from app.models import ActivityContact, Connection, ContactDay, Organization, User, UserContact
+from app.models import Connection, Organization, User
 from app.users import schemas
 from app.users.service import update_org
 from connectors.base import CalendarObject

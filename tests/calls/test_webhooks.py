@@ -19,9 +19,9 @@ from sqlalchemy import select
 
 from app.activities import store
 from app.activities.models import Activity
-from app.contacts.models import Contact
+from app.contacts.models import ActivityContact, Contact
 from app.db import session_scope
-from app.models import ActivityContact, Organization
+from app.models import Organization
 from tests.api import Org, make_org
 
 GENERIC = "/api/v1/calls/webhook/generic"

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.activities.models import Activity, ActivityDay
-from app.contacts.models import Company, Contact
-from app.models import ActivityContact, ContactDay, Organization, User, UserAddress, UserContact
+from app.contacts.models import ActivityContact, Company, Contact, ContactDay, UserContact
+from app.models import Organization, User, UserAddress
 from connectors.chat import ChatMessage
 
 T0 = datetime(2024, 5, 14, 9, 0, tzinfo=UTC)

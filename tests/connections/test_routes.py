@@ -183,7 +183,7 @@ def test_purging_a_calendar_removes_the_meetings_only_it_held(org: Org) -> None:
     from datetime import UTC, datetime
 
     from app.activities.models import ActivityDay
-    from app.models import ContactDay
+    from app.contacts.models import ContactDay
     from connectors.base import CalendarObject
     from tests.factories import attendee, event
 
