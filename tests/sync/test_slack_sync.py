@@ -347,3 +347,26 @@ def test_a_members_install_started_while_the_workspace_was_connected_is_checked_
     assert back.status_code == 403 and "admin" in back.json()["error"]["message"]
     listed = org.client.get("/api/v1/connections", headers=org.as_admin()).json()["items"]
     assert listed == []
+
+
+def test_when_the_installer_leaves_another_admin_takes_the_workspace_over(
+    workspace: Workspace,
+) -> None:
+    org, slack = workspace.org, workspace.slack
+    workspace.install()
+    workspace.talk(time.time() - 2 * 24 * HOUR, 1)
+    SyncWorker(2).drain()
+    org.user("omar@acme.example", role="admin")
+    slack.add_user("UOMAR", "omar@acme.example")
+    left = org.client.delete(f"/api/v1/users/{org.users[ANA]['id']}", headers=org.as_admin())
+    assert left.status_code == 204, left.text
+    stopped = workspace.connection()
+    assert stopped["status"] == "needs_reconnect" and "deactivated" in stopped["last_error"]
+    taken = workspace.consent("omar@acme.example", "UOMAR")
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["connections"][0]["id"] == workspace.connection_id
+    workspace.talk(time.time() - 60, 1)
+    SyncWorker(2).drain()
+    state = workspace.connection()
+    assert state["status"] == "idle" and state["user_id"] == org.users["omar@acme.example"]["id"]
+    assert state["stats"]["messages_imported"] == 4  # two before, two after: none twice
