@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     slack_max_wait_seconds: float = Field(30.0, ge=0)  # longer Retry-After: wait outside
     slack_thread_days: int = Field(7, ge=0, le=90)  # threads asked again for late replies
     slack_timeout_seconds: int = Field(30, ge=1)
+    # the app's signing secret: POST /push/slack takes Slack's events (deletions at once, new
+    # messages make the workspace due); unset: the route answers 404 and polling does it all
+    slack_signing_secret: SecretStr | None = None
 
     # a delivered or failed-for-good webhook delivery stays in its log this many days after it
     # settled, then is deleted (app/webhooks/prune.py); pending ones are kept whatever their age

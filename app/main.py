@@ -40,6 +40,7 @@ from app.schemas import (
 )
 from app.signin.routes import router as signin_router
 from app.sync.oauth_routes import router as oauth_router
+from app.sync.push_slack import router as push_slack_router
 from app.users.routes import router as users_router
 from app.users.schemas import DOMAIN_PATTERN, EMAIL_PATTERN, PHONE_PATTERN
 from app.webhooks.routes import router as webhooks_router
@@ -198,6 +199,7 @@ def create_app() -> FastAPI:
         chat_router,
         push_microsoft_router,
         push_google_router,
+        push_slack_router,
         signin_router,
         webhooks_router,
     ):

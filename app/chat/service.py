@@ -110,7 +110,7 @@ def ingest(
         new = {message_id: sent_at[message_id] for (message_id,) in inserted}
         place = Place(org_id, source, channel_id, connection_id)
         gap = gap_of(session, org_id)
-        span = _affected_runs(session, channel_pk, new, gap)
+        span = affected_runs(session, channel_pk, new, gap)
         before = rules.runs([m for run in span for m in run if m.id not in new], gap)
         changes = reconcile(session, place, keys_of(place, before), span, directory)
     return IngestResult(
@@ -164,13 +164,29 @@ def lock_channel(
     values: dict[str, Any] = {"updated_at": now, **(about or {})}
     if connection_id is not None:
         values["connection_id"] = connection_id
+    locked = lock_existing_channel(session, org_id, source, channel_id, values)
+    assert locked is not None  # inserted just above, and nothing deletes it in between
+    return locked[0]
+
+
+def lock_existing_channel(
+    session: Session,
+    org_id: int,
+    source: str,
+    channel_id: str,
+    values: dict[str, Any] | None = None,
+) -> tuple[int, int | None] | None:
+    """The channel's (id, connection_id), its row locked as `lock_channel` does, without
+    creating it: None for a channel never seen."""
+    identity = {"org_id": org_id, "source": source, "channel_id": channel_id}
     statement = (
         update(CHANNELS)
         .where(*(CHANNELS.c[name] == value for name, value in identity.items()))
-        .values(**values)
-        .returning(CHANNELS.c.id)
+        .values(**(values or {"updated_at": utcnow()}))
+        .returning(CHANNELS.c.id, CHANNELS.c.connection_id)
     )
-    return int(session.execute(statement).scalar_one())
+    row = session.execute(statement).one_or_none()
+    return None if row is None else (int(row[0]), row[1])
 
 
 def _store_participants(
@@ -201,12 +217,13 @@ def _load(
     return [Sent(i, s, _utc(t)) for i, s, t in session.execute(query)]
 
 
-def _affected_runs(
+def affected_runs(
     session: Session, channel_pk: int, new: dict[str, datetime], gap: timedelta
 ) -> list[list[Sent]]:
-    """The channel's runs (as they are now) that hold a new message. Messages are read in a
-    window around the new ones, widened until those runs end inside it: a run is whole once
-    a gap-long stretch with no message separates it from the window's edge."""
+    """The channel's runs (as they are now) that hold a message of `new` (just stored, or
+    about to be removed by app.chat.forget). Messages are read in a window around those,
+    widened until the runs end inside it: a run is whole once a gap-long stretch with no
+    message separates it from the window's edge."""
     earliest, latest = min(new.values()), max(new.values())
     reach = gap * 4
     while True:

@@ -1,6 +1,7 @@
 """Slack (docs/slack.md): Slack Connect channels and DMs with outside people, via slack_sdk."""
 
 from connectors.chat import ChatPage
+from connectors.slack import events
 from connectors.slack.api import Caller, Limits
 from connectors.slack.connector import SlackConnector
 from connectors.slack.oauth import SlackApp, SlackOAuth
@@ -12,4 +13,5 @@ __all__ = [
     "SlackApp",
     "SlackConnector",
     "SlackOAuth",
+    "events",
 ]

@@ -1,9 +1,11 @@
-"""app.chat.service.ingest on both databases: messages stored once, conversations re-derived
-around the new ones, activities, links, rollups, contacts and companies exactly as §11 says
-whatever order and batching the messages come in."""
+"""app.chat.service.ingest and app.chat.forget on both databases: messages stored once,
+removed ones no longer counting, conversations re-derived around the changed ones,
+activities, links, rollups, contacts and companies exactly as §11 says whatever order and
+batching the messages and their removals come in."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,8 +17,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.activities.models import Activity
+from app.chat import forget as removal
 from app.chat import service
-from app.chat.models import ChatMessageRow, ChatParticipant
+from app.chat.models import ChatChannel, ChatMessageRow, ChatParticipant
 from app.chat.schemas import ChatSettingsBody
 from app.contacts.models import Contact
 from app.db import Database, session_scope
@@ -43,6 +46,19 @@ def ingest(session: Session, org: ChatOrg, *messages: tuple[str, str | None, flo
         channel_id=str(kw.get("channel", "c1")),
         messages=[message(*m) for m in messages],
         participants=list(kw.get("participants", ())),  # type: ignore[call-overload]
+    )
+
+
+def forget(session: Session, org: ChatOrg, *ids: str, channel: str = "c1") -> tuple[int, ...]:
+    result = removal.forget(
+        session, org.id, source="whatsapp", channel_id=channel, message_ids=list(ids)
+    )
+    return (
+        result.stored,
+        result.duplicates,
+        result.activities_added,
+        result.activities_removed,
+        result.activities_moved,
     )
 
 
@@ -162,11 +178,86 @@ def test_a_long_run_is_read_whole(session: Session, org: ChatOrg) -> None:
     assert chats(session, org) == [(org.ana, 0, [SUE])]
 
 
+def test_removing_the_only_external_message_ends_the_conversation(
+    session: Session, org: ChatOrg
+) -> None:
+    ingest(session, org, ("1", "ana@acme.example", 0), ("2", JOE, 5), ("3", "bob@acme.example", 6))
+    assert chats(session, org) == [(org.ana, 0, [JOE]), (org.bob, 0, [JOE])]
+    assert forget(session, org, "2") == (0, 0, 0, 2, 0)
+    assert chats(session, org) == []
+    seen = snapshot(session, org.id)
+    assert seen["contacts"] == []  # joe only ever wrote the removed message
+    assert [d for d in seen["days"] if d[3]] == []
+    assert session.scalar(select(func.count()).select_from(ChatMessageRow)) == 2
+    assert JOE in set(session.scalars(select(ChatParticipant.address)))  # was in the channel
+
+
+def test_removing_the_only_user_message_ends_the_conversation(
+    session: Session, org: ChatOrg
+) -> None:
+    ingest(session, org, ("1", JOE, 0), ("2", "ana@acme.example", 5), ("3", SUE, 6))
+    assert forget(session, org, "2") == (0, 0, 0, 1, 0)
+    assert chats(session, org) == []
+
+
+def test_removing_the_bridging_message_splits_the_conversation(
+    session: Session, org: ChatOrg
+) -> None:
+    ingest(
+        session,
+        org,
+        ("1", "ana@acme.example", 0),
+        ("2", JOE, 10),
+        ("3", None, 200),
+        ("4", SUE, 400),
+        ("5", "bob@acme.example", 410),
+    )
+    assert chats(session, org) == [(org.ana, 0, [JOE, SUE]), (org.bob, 0, [JOE, SUE])]
+    # bob's moves to the second part's start (a new key); ana's keeps hers, loses sue
+    assert forget(session, org, "3") == (0, 0, 1, 1, 1)
+    assert chats(session, org) == [(org.ana, 0, [JOE]), (org.bob, 400, [SUE])]
+    assert snapshot(session, org.id)["user_contacts"] == [(org.ana, JOE, 1), (org.bob, SUE, 1)]
+
+
+def test_removing_the_first_message_moves_the_start(session: Session, org: ChatOrg) -> None:
+    ingest(session, org, ("1", SUE, 0), ("2", "ana@acme.example", 100), ("3", JOE, 110))
+    assert chats(session, org) == [(org.ana, 0, [JOE, SUE])]
+    assert forget(session, org, "1") == (0, 0, 1, 1, 0)
+    assert chats(session, org) == [(org.ana, 100, [JOE])]
+    assert snapshot(session, org.id)["contacts"] == [JOE]
+
+
+def test_removing_again_or_an_unknown_message_changes_nothing(
+    session: Session, org: ChatOrg
+) -> None:
+    ingest(session, org, ("1", "ana@acme.example", 0), ("2", JOE, 5), ("3", SUE, 6))
+    assert forget(session, org, "3", "3") == (0, 1, 0, 0, 1)  # once is enough in one call
+    before = snapshot(session, org.id)
+    assert forget(session, org, "3", "never-stored", "x" * 1000) == (0, 3, 0, 0, 0)
+    assert forget(session, org, "1", channel="c2") == (0, 1, 0, 0, 0)  # another channel's
+    assert snapshot(session, org.id) == before
+    assert chats(session, org) == [(org.ana, 0, [JOE])]
+
+
+def test_removing_from_a_channel_never_seen_creates_nothing(session: Session, org: ChatOrg) -> None:
+    assert forget(session, org, "1", "2", channel="c9") == (0, 2, 0, 0, 0)
+    assert session.scalar(select(func.count()).select_from(ChatChannel)) == 0
+    assert snapshot(session, org.id)["activities"] == []
+
+
+def test_removing_from_a_long_run_reads_it_whole(session: Session, org: ChatOrg) -> None:
+    chain = [(f"m{i:03}", SUE, i * 200.0) for i in range(60)]  # 200 hours, one run
+    ingest(session, org, *chain, ("ana", "ana@acme.example", 59 * 200 + 30))
+    assert chats(session, org) == [(org.ana, 0, [SUE])]
+    assert forget(session, org, "m030") == (0, 0, 1, 1, 0)
+    assert chats(session, org) == [(org.ana, 31 * 200, [SUE])]
+
+
 SENDERS = ["ana@acme.example", "A.Silva@acme.example", "bob@acme.example", JOE, SUE, None]
 
 
 @settings(
-    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=16, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     messages=st.lists(
@@ -174,23 +265,43 @@ SENDERS = ["ana@acme.example", "A.Silva@acme.example", "bob@acme.example", JOE, 
         min_size=1,
         max_size=14,
     ),
+    removed=st.sets(st.integers(0, 13), max_size=7),
     seed=st.integers(0, 2**16),
 )
 def test_any_order_and_batching_gives_the_same_activities(
-    session: Session, messages: list[tuple[str | None, float]], seed: int
+    session: Session, messages: list[tuple[str | None, float]], removed: set[int], seed: int
 ) -> None:
-    """Minutes on a 60-minute grid with a 240 gap: runs split exactly at the gap often."""
+    """Minutes on a 60-minute grid with a 240 gap: runs split exactly at the gap often.
+    Ingests and removals interleaved (each removal after the message's last delivery) end
+    as ingesting only the messages that are left, at once."""
     items = [(f"m{i}", sender, minutes) for i, (sender, minutes) in enumerate(messages)]
+    gone = sorted(f"m{i}" for i in removed if i < len(items))
     at_once = make_chat_org(session)
-    ingest(session, at_once, *items)
+    ingest(session, at_once, *(m for m in items if m[0] not in gone))
     shuffled = make_chat_org(session)
     rng = random.Random(seed)
     order = items + rng.sample(items, k=len(items) // 2)  # some delivered twice
     rng.shuffle(order)
+    steps: list[tuple[str, list[tuple[str, str | None, float]]]] = []
     while order:
         size = rng.randint(1, 4)
-        ingest(session, shuffled, *order[:size])
+        steps.append(("ingest", order[:size]))
         order = order[size:]
+    # some removed twice, one never stored; adjacent removals go in one call
+    for message_id in [*gone, *rng.sample(gone, k=len(gone) // 2), "never"]:
+        delivered = [
+            k
+            for k, (kind, batch) in enumerate(steps)
+            if kind == "ingest" and any(m[0] == message_id for m in batch)
+        ]
+        at = rng.randint(max(delivered, default=-1) + 1, len(steps))
+        steps.insert(at, ("forget", [(message_id, None, 0.0)]))
+    for kind, group in itertools.groupby(steps, key=lambda step: step[0]):
+        batches = [batch for _, batch in group]
+        if kind == "forget":
+            forget(session, shuffled, *(m[0] for batch in batches for m in batch))
+        for batch in batches if kind == "ingest" else ():
+            ingest(session, shuffled, *batch)
     expected, got = snapshot(session, at_once.id), snapshot(session, shuffled.id)
     users = {at_once.ana: "ana", at_once.bob: "bob", shuffled.ana: "ana", shuffled.bob: "bob"}
     for seen in (expected, got):
@@ -205,3 +316,7 @@ def test_any_order_and_batching_gives_the_same_activities(
     assert session.scalar(
         select(func.count()).select_from(Activity).where(Activity.org_id == shuffled.id)
     ) == len(expected["activities"])
+    left = (
+        select(ChatMessageRow.message_id).join(ChatChannel).where(ChatChannel.org_id == shuffled.id)
+    )
+    assert sorted(session.scalars(left)) == sorted(m[0] for m in items if m[0] not in gone)

@@ -1,0 +1,5 @@
+"""Fixtures shared by the sync tests (a Slack workspace: tests/sync/slackworld.py)."""
+
+from tests.sync.slackworld import slack, workspace
+
+__all__ = ["slack", "workspace"]
