@@ -19,13 +19,15 @@ from app.activities import directory as directories
 from app.chat import conversations as rules
 from app.chat.reconcile import Place, keys_of, reconcile
 from app.chat.service import (
+    DELETED,
     MESSAGES,
     IngestResult,
     affected_runs,
     gap_of,
     lock_existing_channel,
 )
-from app.db import one_of
+from app.db import insert_ignore, one_of
+from app.models import utcnow
 from connectors.chat import MAX_ID_LENGTH
 
 # ids per statement: SQLite allows 32766 parameters; a deletion event names one message
@@ -41,8 +43,10 @@ def forget(
     message_ids: Sequence[str],
 ) -> IngestResult:
     """Remove these messages of one channel and re-derive its conversations around them.
-    Ids never stored (a deletion delivered twice, a message never imported) and a channel
-    never seen change nothing; they count as `duplicates`. The channel's participants stay.
+    Ids never stored (a deletion delivered twice, a message not imported yet) count as
+    `duplicates`; every id is remembered as deleted, so a later delivery of it stores
+    nothing. A channel never seen changes nothing (and is not created). The channel's
+    participants stay.
     Flushes, never commits: one caller transaction per call."""
     nothing = IngestResult(0, len(message_ids), 0, 0, 0)
     wanted = sorted({i for i in message_ids if i and len(i) <= MAX_ID_LENGTH})
@@ -51,6 +55,16 @@ def forget(
     if channel is None:
         return nothing
     channel_pk, connection_id = channel
+    # remembered even when not stored (yet): a sync's page read before the deletion and
+    # committed after it must not bring the message back (service.ingest skips these)
+    now = utcnow()
+    insert_ignore(
+        session,
+        DELETED,
+        [{"message_id": i, "deleted_at": now} for i in wanted],
+        ["channel_pk", "message_id"],
+        shared={"channel_pk": channel_pk},
+    )
     found = _stored(session, channel_pk, wanted)
     if not found:
         return nothing

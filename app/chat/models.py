@@ -60,6 +60,20 @@ class ChatMessageRow(Base):
     text_length: Mapped[int | None] = mapped_column(Integer)
 
 
+class ChatDeleted(Base):
+    """A message its source said was deleted (app/chat/forget.py). Kept so that a delivery
+    of it that was already on its way (a sync's page read before the deletion, committed
+    after) does not bring it back: a deleted message stays deleted."""
+
+    __tablename__ = "chat_deleted"
+
+    channel_pk: Mapped[int] = mapped_column(
+        ForeignKey("chat_channels.id", ondelete="CASCADE"), primary_key=True
+    )
+    message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class ChatParticipant(Base):
     """An address a source listed as a member of the channel (lower-cased). Only writers
     count for conversations; the list is kept for the record (who could read)."""

@@ -23,13 +23,14 @@ from app.chat.conversations import Sent
 from app.chat.models import (
     DEFAULT_GAP_MINUTES,
     ChatChannel,
+    ChatDeleted,
     ChatMessageRow,
     ChatParticipant,
     ChatSettings,
 )
 from app.chat.reconcile import Changes, Place, keys_of, reconcile
 from app.chat.schemas import ChatSettingsBody
-from app.db import insert_ignore
+from app.db import insert_ignore, one_of
 from app.errors import Unprocessable
 from app.models import Role, User, utcnow
 from connectors.chat import MAX_ADDRESS_LENGTH, MAX_ID_LENGTH, ChatMessage
@@ -37,6 +38,7 @@ from connectors.chat import MAX_ADDRESS_LENGTH, MAX_ID_LENGTH, ChatMessage
 CHANNELS = cast(Table, ChatChannel.__table__)
 MESSAGES = cast(Table, ChatMessageRow.__table__)
 PARTICIPANTS = cast(Table, ChatParticipant.__table__)
+DELETED = cast(Table, ChatDeleted.__table__)
 MAX_TEXT_LENGTH = 2**31 - 1  # an INTEGER column
 
 
@@ -87,6 +89,8 @@ def ingest(
     batch: dict[str, ChatMessage] = {}
     for message in messages:
         batch.setdefault(message.id, message)  # a second delivery changes nothing
+    for message_id in deleted(session, channel_pk, sorted(batch)):
+        del batch[message_id]  # its source deleted it: it no longer exists (§11)
     rows = [
         {
             "message_id": m.id,
@@ -120,6 +124,19 @@ def ingest(
         activities_removed=changes.removed,
         activities_moved=changes.changed,
     )
+
+
+def deleted(session: Session, channel_pk: int, message_ids: Sequence[str]) -> set[str]:
+    """Those of `message_ids` the channel's source said were deleted (chat_deleted)."""
+    c = DELETED.c
+    found: set[str] = set()
+    for start in range(0, len(message_ids), 1000):  # SQLite's parameter limit
+        page = message_ids[start : start + 1000]
+        query = select(c.message_id).where(
+            c.channel_pk == channel_pk, one_of(session, c.message_id, page)
+        )
+        found.update(session.scalars(query))
+    return found
 
 
 def _check(source: str, channel_id: str, messages: Sequence[ChatMessage]) -> None:

@@ -239,6 +239,20 @@ def test_removing_again_or_an_unknown_message_changes_nothing(
     assert chats(session, org) == [(org.ana, 0, [JOE])]
 
 
+def test_a_deleted_message_delivered_after_its_deletion_stays_deleted(
+    session: Session, org: ChatOrg
+) -> None:
+    """A sync read the page before the deletion and commits it after: the message is gone."""
+    ingest(session, org, ("1", "ana@acme.example", 0))
+    assert forget(session, org, "2") == (0, 1, 0, 0, 0)  # not stored yet
+    ingest(session, org, ("2", JOE, 5), ("3", SUE, 6))  # the page on its way
+    assert chats(session, org) == [(org.ana, 0, [SUE])]
+    stored = set(session.scalars(select(ChatMessageRow.message_id)))
+    assert stored == {"1", "3"}
+    ingest(session, org, ("1", "ana@acme.example", 0), ("2", JOE, 5))  # and again: no
+    assert chats(session, org) == [(org.ana, 0, [SUE])]
+
+
 def test_removing_from_a_channel_never_seen_creates_nothing(session: Session, org: ChatOrg) -> None:
     assert forget(session, org, "1", "2", channel="c9") == (0, 2, 0, 0, 0)
     assert session.scalar(select(func.count()).select_from(ChatChannel)) == 0
