@@ -30,7 +30,7 @@ from app.chat.models import (
 )
 from app.chat.reconcile import Changes, Place, keys_of, reconcile
 from app.chat.schemas import ChatSettingsBody
-from app.db import insert_ignore, one_of
+from app.db import insert_ignore, lookup
 from app.errors import Unprocessable
 from app.models import Role, User, utcnow
 from connectors.chat import MAX_ADDRESS_LENGTH, MAX_ID_LENGTH, ChatMessage
@@ -128,15 +128,10 @@ def ingest(
 
 def deleted(session: Session, channel_pk: int, message_ids: Sequence[str]) -> set[str]:
     """Those of `message_ids` the channel's source said were deleted (chat_deleted)."""
-    c = DELETED.c
-    found: set[str] = set()
-    for start in range(0, len(message_ids), 1000):  # SQLite's parameter limit
-        page = message_ids[start : start + 1000]
-        query = select(c.message_id).where(
-            c.channel_pk == channel_pk, one_of(session, c.message_id, page)
-        )
-        found.update(session.scalars(query))
-    return found
+    found = lookup(
+        session, DELETED, ["message_id"], {"channel_pk": channel_pk}, "message_id", message_ids
+    )
+    return {message_id for (message_id,) in found}
 
 
 def _check(source: str, channel_id: str, messages: Sequence[ChatMessage]) -> None:
