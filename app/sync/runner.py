@@ -17,20 +17,21 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.orm import Session
 
 from app import jobs
 from app.activities import events
-from app.activities.ingest import ingest_page, load_directory
+from app.activities.ingest import IngestResult, ingest_page, load_directory
+from app.chat import service as chat
 from app.config import settings
 from app.connections import changes, leases
 from app.contacts.service import KnownContacts
 from app.db import commit_without_waiting, session_scope
 from app.dbtimeouts import WORKER
-from app.models import utcnow
+from app.models import Connection, utcnow
 from app.observability import SYNC_MESSAGES, SYNC_RUNS
 from app.security import SecretUnreadable
 from app.sync.registry import build_connectors
-from app.sync.slack import ChatPage, ingest_chat_page
 from connectors.base import (
     Connector,
     ConnectorError,
@@ -39,6 +40,7 @@ from connectors.base import (
     RefreshesCredentials,
     WidensHistory,
 )
+from connectors.chat import ChatPage
 
 log = structlog.get_logger(__name__)
 
@@ -112,7 +114,7 @@ def _pull_pages(lease: leases.Lease, connector: Connector) -> None:
             with session_scope(WORKER) as session:
                 connection = leases.leased(session, lease)
                 if isinstance(page, ChatPage):  # one channel's chat messages (app.chat)
-                    result = ingest_chat_page(session, connection, page)
+                    result = _ingest_chat_page(session, connection, page)
                 else:
                     result = ingest_page(session, connection, page, directory, known)
                 if page.cursor is not None:  # reassign: JSON columns do not track in-place edits
@@ -253,3 +255,28 @@ class _LogBudget(logging.Filter):
 
 
 _LOG_BUDGET = _LogBudget()
+
+
+def _ingest_chat_page(session: Session, connection: Connection, page: ChatPage) -> IngestResult:
+    """Store one channel's page of any chat connector (app.chat.service.ingest, in this
+    transaction with the cursor that covers it). The connection's counts grow like a
+    mailbox's: seen, and imported (new to Tally); a message delivered again (a replayed page)
+    is seen, not imported. The metrics read the result as a mail page's."""
+    result = chat.ingest(
+        session,
+        connection.org_id,
+        source=page.source,
+        channel_id=page.channel_id,
+        messages=page.chat,
+        participants=page.participants,
+        connection_id=connection.id,
+        name=page.channel_name,
+        kind=page.channel_kind,
+        synced_to=page.synced_to,
+    )
+    connection.messages_seen += len(page.chat)
+    connection.messages_imported += result.stored
+    connection.activities_created += result.activities_added
+    return IngestResult(
+        seen=len(page.chat), imported=result.stored, activities_created=result.activities_added
+    )

@@ -1,27 +1,21 @@
-"""Slack from settings: the OAuth client, a connection's connector, and its chat pages'
-ingest (one channel's page per call of app.chat.service.ingest, in the runner's transaction
-with the cursor that covers it)."""
+"""Slack from settings: the OAuth client and a connection's connector (its chat pages are
+stored by the runner, as every chat connector's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from app.activities.ingest import IngestResult
-from app.chat import service as chat
 from app.config import settings
 from app.models import Connection
 from connectors.base import AuthExpired, Connector
 from connectors.slack import (
-    ChatPage,
     Limits,
     SlackApp,
     SlackConnector,
     SlackOAuth,
 )
 
-__all__ = ["ChatPage", "ingest_chat_page", "slack_connectors", "slack_oauth"]
+__all__ = ["slack_connectors", "slack_oauth"]
 
 
 def limits() -> Limits:
@@ -65,27 +59,3 @@ def slack_connectors(connection: Connection, secret: dict[str, Any]) -> list[Con
             own_only=own_only,
         )
     ]
-
-
-def ingest_chat_page(session: Session, connection: Connection, page: ChatPage) -> IngestResult:
-    """Store one channel's page. The connection's counts grow like a mailbox's: seen, and
-    imported (new to Tally); a message delivered again (a replayed page) is seen, not
-    imported. The runner's metrics read the result as a mail page's."""
-    result = chat.ingest(
-        session,
-        connection.org_id,
-        source=page.source,
-        channel_id=page.channel_id,
-        messages=page.chat,
-        participants=page.participants,
-        connection_id=connection.id,
-        name=page.channel_name,
-        kind=page.channel_kind,
-        synced_to=page.synced_to,
-    )
-    connection.messages_seen += len(page.chat)
-    connection.messages_imported += result.stored
-    connection.activities_created += result.activities_added
-    return IngestResult(
-        seen=len(page.chat), imported=result.stored, activities_created=result.activities_added
-    )
